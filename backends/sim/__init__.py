@@ -1,0 +1,19 @@
+"""The simulated kernel module: an in-process model of daedalus_v4l2.ko.
+
+Same objects, states and rules as the C module (docs/driver-model.md), single-
+threaded and deterministic.  The client talks to it through ``kernel.syscalls()``
+and the daemon through ``kernel.open_chardev()``; blocking client calls drive it.
+"""
+from .chardev import SimTransport
+from .context import SimContext
+from .kernel import (EntryState, Faults, InflightEntry, SimDeadlock, SimEvent, SimKernel,
+                     SimStats)
+from .request import MediaRequest, ReqState
+from .syscalls import SimSyscalls
+from .vb2 import BufState, Ledger, Vb2Buffer, Vb2Queue
+
+__all__ = [
+    "SimKernel", "SimTransport", "SimDeadlock", "SimContext", "SimSyscalls", "SimStats",
+    "SimEvent", "Faults", "InflightEntry", "EntryState", "MediaRequest", "ReqState",
+    "Vb2Buffer", "Vb2Queue", "BufState", "Ledger",
+]

@@ -1,0 +1,57 @@
+"""SimContext: one open of the video node (a v4l2_m2m_ctx plus the driver's state)."""
+from __future__ import annotations
+
+import struct
+
+from ... import proto
+from ...v4l2 import uapi
+from . import formats
+from .vb2 import Vb2Queue
+
+
+class SimContext:
+    def __init__(self, kernel, ctx_id: int) -> None:
+        self.kernel = kernel
+        self.id = ctx_id
+        self.out_q = Vb2Queue(ctx_id, uapi.V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE)
+        self.cap_q = Vb2Queue(ctx_id, uapi.V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE)
+        self.out_q.ctx = self.cap_q.ctx = self
+        self.out_fmt = formats.coded_format(0, formats.DEFAULT_WIDTH, formats.DEFAULT_HEIGHT)
+        self.cap_fmt = formats.decoded_format(uapi.V4L2_PIX_FMT_NV12, self.out_fmt.width,
+                                              self.out_fmt.height)
+        self.session_open = False   # STREAM_OPEN sent to the current daemon
+        self.held = None            # the InflightEntry whose dst is held for more slices
+        self.flush_pending = False  # FLUSH arrived while a HOLD job ran: do not hold its dst
+        self.frame = 0              # pictures started (FIRST_SLICE), for logs and the TUI
+        self.menu = dict(formats.MENU_DEFAULTS)
+        self.cur_controls: dict[int, bytes] = {}
+        self.subscribed: set[int] = set()
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<SimContext {self.id}>"
+
+    @property
+    def codec(self) -> int:
+        return formats.CODED[self.out_fmt.pixelformat][0]
+
+    def queue(self, buf_type: int) -> Vb2Queue | None:
+        if buf_type == self.out_q.type:
+            return self.out_q
+        if buf_type == self.cap_q.type:
+            return self.cap_q
+        return None
+
+    def decode_controls(self, request) -> dict[int, bytes]:
+        """The request's controls as the DECODE message carries them.  For H.264 the
+        device-wide menu controls go too (s32), since the daemon parses by START_CODE."""
+        controls = dict(request.controls) if request is not None else {}
+        if self.codec == proto.CODEC_H264:
+            for cid, value in self.menu.items():
+                controls.setdefault(cid, struct.pack("<i", value))
+        return controls
+
+    def stream_open(self) -> proto.StreamOpen:
+        return proto.StreamOpen(self.id, self.codec, self.out_fmt.pixelformat,
+                                self.out_fmt.width, self.out_fmt.height,
+                                self.cap_fmt.pixelformat)

@@ -1,0 +1,252 @@
+"""cffi (API mode) builder of ``daedalus_v4l2._native``: the daemon's pixel hot loops.
+
+Built at ``pip install`` through ``setup.py`` (``cffi_modules``); cffi's
+setuptools hook runs this file by path, so it must not import the package.
+
+The C code copies a decoded picture into a CAPTURE buffer (a row at a time,
+honouring the buffer's strides) and hashes the tightly packed picture on the
+way, so the daemon touches every byte once.  It never *reads* the destination:
+a CAPTURE buffer may be write-combined or uncached memory.  Interleaving and
+16-bit shifting go through a small on-stack scratch chunk that is hashed and
+then copied out.
+
+The digest (``dv4l2_frame_resp.digest``) is FNV-1a 64 defined word-wise: the
+tight picture is read as little-endian 64-bit words, ``h ^= word; h *=
+0x100000001b3`` from ``h = 0xcbf29ce484222325``, and a final tail of fewer
+than 8 bytes is folded in byte by byte the same way.  The state carries up to
+7 bytes between calls, so the result does not depend on how the picture is
+split into rows or chunks.  ``daedalus_v4l2.pixels.fnv1a64_words_py`` is the
+pure-Python reference.
+"""
+from cffi import FFI
+
+CDEF = r"""
+typedef struct {
+    uint64_t h;         /* running hash over the whole words consumed so far */
+    uint8_t carry[8];   /* bytes of a partial word (ncarry < 8) */
+    uint32_t ncarry;
+    uint32_t reserved;
+} dv_fnv_state;
+
+void dv_fnv_init(dv_fnv_state *st);
+void dv_fnv_update(dv_fnv_state *st, const uint8_t *p, size_t n);
+uint64_t dv_fnv_digest(const dv_fnv_state *st);
+uint64_t dv_fnv1a64(const uint8_t *p, size_t n);
+
+void dv_hash_rows(const uint8_t *src, size_t src_stride, size_t width_bytes, size_t rows,
+                  dv_fnv_state *st);
+void dv_copy_rows(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_stride,
+                  size_t width_bytes, size_t rows, dv_fnv_state *st);
+void dv_interleave_uv8(uint8_t *dst, size_t dst_stride,
+                       const uint8_t *u, size_t u_stride, const uint8_t *v, size_t v_stride,
+                       size_t cw, size_t rows, dv_fnv_state *st);
+void dv_shift_rows16(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_stride,
+                     size_t samples, size_t rows, unsigned shift, dv_fnv_state *st);
+void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
+                        const uint8_t *u, size_t u_stride, const uint8_t *v, size_t v_stride,
+                        size_t cw, size_t rows, unsigned shift, dv_fnv_state *st);
+"""
+
+C_SOURCE = r"""
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "daedalus_v4l2._native assumes a little-endian host (as the wire protocol does)"
+#endif
+
+typedef struct {
+    uint64_t h;
+    uint8_t carry[8];
+    uint32_t ncarry;
+    uint32_t reserved;
+} dv_fnv_state;
+
+#define DV_FNV_OFFSET 0xcbf29ce484222325ULL
+#define DV_FNV_PRIME 0x100000001b3ULL
+/* Scratch chunk for interleaving/shifting: hashed, then copied out. */
+#define DV_CHUNK 4096
+
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint16_t ld16(const uint8_t *p)
+{
+    uint16_t s;
+    memcpy(&s, p, 2);
+    return s;
+}
+
+void dv_fnv_init(dv_fnv_state *st)
+{
+    st->h = DV_FNV_OFFSET;
+    st->ncarry = 0;
+    st->reserved = 0;
+    memset(st->carry, 0, sizeof(st->carry));
+}
+
+void dv_fnv_update(dv_fnv_state *st, const uint8_t *p, size_t n)
+{
+    uint64_t h = st->h;
+
+    if (st->ncarry) {
+        /* finish the partial word left by the previous call first */
+        while (st->ncarry < 8 && n) {
+            st->carry[st->ncarry++] = *p++;
+            n--;
+        }
+        if (st->ncarry < 8)
+            return;
+        h = (h ^ ld64(st->carry)) * DV_FNV_PRIME;
+        st->ncarry = 0;
+    }
+    while (n >= 32) {
+        h = (h ^ ld64(p)) * DV_FNV_PRIME;
+        h = (h ^ ld64(p + 8)) * DV_FNV_PRIME;
+        h = (h ^ ld64(p + 16)) * DV_FNV_PRIME;
+        h = (h ^ ld64(p + 24)) * DV_FNV_PRIME;
+        p += 32;
+        n -= 32;
+    }
+    while (n >= 8) {
+        h = (h ^ ld64(p)) * DV_FNV_PRIME;
+        p += 8;
+        n -= 8;
+    }
+    memcpy(st->carry, p, n);
+    st->ncarry = (uint32_t)n;
+    st->h = h;
+}
+
+/* The digest of everything fed so far; the state stays usable. */
+uint64_t dv_fnv_digest(const dv_fnv_state *st)
+{
+    uint64_t h = st->h;
+    uint32_t i;
+
+    for (i = 0; i < st->ncarry; i++)
+        h = (h ^ st->carry[i]) * DV_FNV_PRIME;
+    return h;
+}
+
+uint64_t dv_fnv1a64(const uint8_t *p, size_t n)
+{
+    dv_fnv_state st;
+
+    dv_fnv_init(&st);
+    dv_fnv_update(&st, p, n);
+    return dv_fnv_digest(&st);
+}
+
+void dv_hash_rows(const uint8_t *src, size_t src_stride, size_t width_bytes, size_t rows,
+                  dv_fnv_state *st)
+{
+    size_t y;
+
+    for (y = 0; y < rows; y++)
+        dv_fnv_update(st, src + y * src_stride, width_bytes);
+}
+
+/* Copy rows (st may be NULL: copy only).  Hashes the source, never reads dst. */
+void dv_copy_rows(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_stride,
+                  size_t width_bytes, size_t rows, dv_fnv_state *st)
+{
+    size_t y;
+
+    if (!st && dst_stride == width_bytes && src_stride == width_bytes) {
+        memcpy(dst, src, width_bytes * rows);
+        return;
+    }
+    for (y = 0; y < rows; y++) {
+        const uint8_t *s = src + y * src_stride;
+
+        if (st)
+            dv_fnv_update(st, s, width_bytes);
+        memcpy(dst + y * dst_stride, s, width_bytes);
+    }
+}
+
+/* NV12 CbCr rows from 8-bit U and V planes of cw samples a row. */
+void dv_interleave_uv8(uint8_t *dst, size_t dst_stride,
+                       const uint8_t *u, size_t u_stride, const uint8_t *v, size_t v_stride,
+                       size_t cw, size_t rows, dv_fnv_state *st)
+{
+    uint8_t buf[DV_CHUNK];
+    size_t y, x, i, n;
+
+    for (y = 0; y < rows; y++) {
+        const uint8_t *ur = u + y * u_stride, *vr = v + y * v_stride;
+        uint8_t *d = dst + y * dst_stride;
+
+        for (x = 0; x < cw; x += n) {
+            n = cw - x < DV_CHUNK / 2 ? cw - x : DV_CHUNK / 2;
+            for (i = 0; i < n; i++) {
+                buf[2 * i] = ur[x + i];
+                buf[2 * i + 1] = vr[x + i];
+            }
+            if (st)
+                dv_fnv_update(st, buf, 2 * n);
+            memcpy(d + 2 * x, buf, 2 * n);
+        }
+    }
+}
+
+/* 16-bit little-endian samples shifted left (yuv420p10le Y -> P010 Y: shift 6). */
+void dv_shift_rows16(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_stride,
+                     size_t samples, size_t rows, unsigned shift, dv_fnv_state *st)
+{
+    uint16_t buf[DV_CHUNK / 2];
+    size_t y, x, i, n;
+
+    for (y = 0; y < rows; y++) {
+        const uint8_t *s = src + y * src_stride;
+        uint8_t *d = dst + y * dst_stride;
+
+        for (x = 0; x < samples; x += n) {
+            n = samples - x < DV_CHUNK / 2 ? samples - x : DV_CHUNK / 2;
+            for (i = 0; i < n; i++)
+                buf[i] = (uint16_t)(ld16(s + 2 * (x + i)) << shift);
+            if (st)
+                dv_fnv_update(st, (const uint8_t *)buf, 2 * n);
+            memcpy(d + 2 * x, buf, 2 * n);
+        }
+    }
+}
+
+/* P010 CbCr rows from 16-bit U and V planes (yuv420p10le: shift 6). */
+void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
+                        const uint8_t *u, size_t u_stride, const uint8_t *v, size_t v_stride,
+                        size_t cw, size_t rows, unsigned shift, dv_fnv_state *st)
+{
+    uint16_t buf[DV_CHUNK / 2];
+    size_t y, x, i, n;
+
+    for (y = 0; y < rows; y++) {
+        const uint8_t *ur = u + y * u_stride, *vr = v + y * v_stride;
+        uint8_t *d = dst + y * dst_stride;
+
+        for (x = 0; x < cw; x += n) {
+            n = cw - x < DV_CHUNK / 4 ? cw - x : DV_CHUNK / 4;
+            for (i = 0; i < n; i++) {
+                buf[2 * i] = (uint16_t)(ld16(ur + 2 * (x + i)) << shift);
+                buf[2 * i + 1] = (uint16_t)(ld16(vr + 2 * (x + i)) << shift);
+            }
+            if (st)
+                dv_fnv_update(st, (const uint8_t *)buf, 4 * n);
+            memcpy(d + 4 * x, buf, 4 * n);
+        }
+    }
+}
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source("daedalus_v4l2._native", C_SOURCE, extra_compile_args=["-O3"])
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,57 @@
+"""Opening a decoder on a backend: what ``--backend sim|hw`` means to the client side.
+
+sim: a fresh simulated kernel in this process with the daemon attached to
+     its chardev, so one command runs the whole stack.
+hw:  the real /dev/videoN and /dev/mediaN of the daedalus_v4l2 module; the
+     daemon runs separately (``daedalus-v4l2 daemon --backend hw``).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .daemon import Daemon
+from .errors import DeviceError
+from .transport import load_backend
+from .v4l2.client import StatelessDecoder
+from .v4l2.syscalls import OsSyscalls
+
+
+@dataclass
+class OpenedDecoder:
+    decoder: StatelessDecoder
+    kernel: object | None = None   # the SimKernel, for the sim backend
+    daemon: Daemon | None = None   # the in-process daemon, for the sim backend
+
+
+@contextlib.contextmanager
+def open_decoder(backend: str, device: str | None = None, media: str | None = None,
+                 daemon_options: dict | None = None, **sim_options) -> Iterator[OpenedDecoder]:
+    module = load_backend(backend)
+    if backend == "sim":
+        kernel = module.SimKernel(**sim_options)
+        daemon = Daemon(kernel.open_chardev(), **(daemon_options or {}))
+        kernel.attach_daemon(daemon.step)
+        decoder = StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
+        opened = OpenedDecoder(decoder, kernel, daemon)
+    else:
+        video, media = _hw_nodes(module, device, media)
+        opened = OpenedDecoder(StatelessDecoder(OsSyscalls(), video, media))
+    try:
+        yield opened
+    finally:
+        opened.decoder.close()
+        if opened.daemon is not None:
+            opened.daemon.transport.close()
+
+
+def _hw_nodes(module, device, media):
+    if device and media:
+        return device, media
+    find = getattr(module, "find_nodes", None)
+    if find is None:
+        raise DeviceError(0, "the hw backend cannot discover devices yet: "
+                             "give --device /dev/videoN and --media /dev/mediaN")
+    nodes = find()
+    return device or nodes.video, media or nodes.media

@@ -1,0 +1,1 @@
+../include/daedalus_v4l2_proto.h

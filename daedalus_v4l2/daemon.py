@@ -1,0 +1,125 @@
+"""The decoder daemon: requests in from a Transport, pictures out into CAPTURE memory.
+
+It is the same code on every backend: ``step()`` handles one message, so the
+simulated kernel can drive it one event at a time, and ``run()`` loops over
+``step()`` for the real chardev.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from . import proto
+from .errors import UnsupportedError
+from .session import DecoderSession, open_session
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaemonStats:
+    requests: int = 0
+    pictures: int = 0
+    errors: int = 0
+    streams_opened: int = 0
+    streams_closed: int = 0
+    send_failures: int = 0
+
+
+class Daemon:
+    def __init__(self, transport: Transport, **session_options) -> None:
+        self.transport = transport
+        self.session_options = session_options
+        self.sessions: dict[int, DecoderSession] = {}
+        self.stats = DaemonStats()
+
+    # ------------------------------------------------------------------ loop
+    def step(self, timeout: float | None = 0) -> bool:
+        """Handle at most one message; False if none came within ``timeout``."""
+        msg = self.transport.receive(timeout)
+        if msg is None:
+            return False
+        self.handle(msg)
+        return True
+
+    def run(self, stop: threading.Event | None = None, poll_interval: float = 0.2) -> None:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            self.step(poll_interval)
+
+    # ------------------------------------------------------------------ messages
+    def handle(self, msg: proto.AnyMessage) -> None:
+        if isinstance(msg, proto.DecodeRequest):
+            self._on_decode(msg)
+        elif isinstance(msg, proto.StreamOpen):
+            self._on_open(msg)
+        elif msg.type == proto.MSG_STREAM_CLOSE:
+            self._on_close(msg.stream_id)
+        elif msg.type == proto.MSG_FLUSH:
+            self._on_flush(msg.stream_id)
+        elif msg.type == proto.MSG_PING:
+            self._send(proto.Message(proto.MSG_PONG, msg.cookie, msg.stream_id))
+        else:
+            log.warning("ignoring message type %d the daemon does not expect", msg.type)
+
+    def _on_open(self, msg: proto.StreamOpen) -> None:
+        self._on_close(msg.stream_id)  # a reused stream id starts afresh
+        try:
+            self.sessions[msg.stream_id] = open_session(msg.stream_id, msg.codec, **self.session_options)
+        except UnsupportedError as exc:
+            log.warning("stream %d: %s", msg.stream_id, exc)
+            return
+        self.stats.streams_opened += 1
+        log.info("stream %d opened: %s %dx%d", msg.stream_id,
+                 proto.CODEC_NAMES.get(msg.codec, msg.codec), msg.coded_width, msg.coded_height)
+
+    def _on_close(self, stream_id: int) -> None:
+        session = self.sessions.pop(stream_id, None)
+        if session is not None:
+            session.close()
+            self.stats.streams_closed += 1
+            log.info("stream %d closed after %d pictures", stream_id, session.frames_out)
+
+    def _session_for(self, req: proto.DecodeRequest) -> DecoderSession:
+        session = self.sessions.get(req.stream_id)
+        if session is None:  # no STREAM_OPEN seen (daemon restarted mid-stream)
+            session = open_session(req.stream_id, req.codec, **self.session_options)
+            self.sessions[req.stream_id] = session
+        return session
+
+    def _on_decode(self, req: proto.DecodeRequest) -> None:
+        self.stats.requests += 1
+        try:
+            session = self._session_for(req)
+            responses = session.decode(req, self.transport.capture_memory)
+        except UnsupportedError as exc:
+            responses = [proto.FrameResponse(req.stream_id, req.cookie,
+                                             proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR,
+                                             status=-22, reason=str(exc))]
+        except Exception as exc:  # one bad request must never take the daemon down
+            log.exception("stream %d cookie %d: unexpected failure", req.stream_id, req.cookie)
+            responses = [proto.FrameResponse(req.stream_id, req.cookie,
+                                             proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR,
+                                             status=-5, reason=f"daemon: {type(exc).__name__}: {exc}")]
+        for response in responses:
+            self._send(response)
+
+    def _on_flush(self, stream_id: int) -> None:
+        session = self.sessions.get(stream_id)
+        if session is not None:
+            for response in session.drain(self.transport.capture_memory):
+                self._send(response)
+        self._send(proto.Message(proto.MSG_FLUSH_DONE, 0, stream_id))
+
+    def _send(self, msg: proto.AnyMessage) -> None:
+        if isinstance(msg, proto.FrameResponse):
+            self.stats.pictures += bool(msg.flags & proto.FRAME_HAS_PIXELS)
+            self.stats.errors += msg.is_error
+        try:
+            self.transport.send(msg)
+        except OSError as exc:
+            # The kernel refused it (stream gone, cookie cancelled): counted, not fatal.
+            self.stats.send_failures += 1
+            log.info("kernel refused a message for stream %d: %s", msg.stream_id, exc)

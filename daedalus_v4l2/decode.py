@@ -1,0 +1,254 @@
+"""Decoding a file through a stateless decoder device, the way a V4L2 client does.
+
+``StatelessPipeline`` owns the buffers and requests of one decoder open and
+the order rules of the stateless interface: CAPTURE buffers come back in
+decode order, a CAPTURE buffer that a later frame references is not queued
+again until no reference slot and no pending display needs it, and display
+order is the client's business.  Codec knowledge sits in a ``CodecClient``
+(``Vp9Client`` here): which OUTPUT format, which controls per frame, which
+frames are shown.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from . import pixels
+from .codecs import vp9
+from .errors import DeviceError, UnsupportedError
+from .proto import Plane
+from .v4l2 import uapi
+from .v4l2.client import CAPTURE, OUTPUT, Request, StatelessDecoder
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP_STEP = 1000  # ns; V4L2 timestamps are whole microseconds
+
+
+@dataclass
+class Job:
+    """One request's worth of work, or a re-display of a decoded picture."""
+    data: bytes = b""
+    timestamp: int = 0  # the OUTPUT (and so CAPTURE) timestamp of this request
+    controls: dict[int, bytes] = field(default_factory=dict)
+    shown: bool = True
+    show_timestamp: int | None = None  # re-display of this earlier picture; no request
+
+
+@dataclass
+class Picture:
+    """A display-order picture: tightly packed, or the reason it failed."""
+    number: int
+    timestamp: int
+    data: bytes | None
+    error: str = ""
+
+
+class CodecClient:
+    """The codec half of a stateless client."""
+    output_format: int
+    capture_buffers_needed: int = 4
+
+    def jobs(self, packet: bytes, next_timestamp) -> list[Job]:
+        raise NotImplementedError
+
+    def referenced_timestamps(self) -> set[int]:
+        """CAPTURE timestamps later frames may still reference."""
+        return set()
+
+
+class Vp9Client(CodecClient):
+    output_format = uapi.V4L2_PIX_FMT_VP9_FRAME
+    capture_buffers_needed = 8 + 2  # eight reference slots, one decoding, one displaying
+
+    def __init__(self) -> None:
+        self.parser = vp9.Vp9Parser()
+        self.refs = vp9.Vp9References()
+
+    def jobs(self, packet: bytes, next_timestamp) -> list[Job]:
+        out = []
+        for frame in vp9.split_superframe(packet):
+            header = self.parser.parse(frame)
+            if header.show_existing_frame:
+                # Shown again by the client, as GStreamer and FFmpeg do: no request.
+                out.append(Job(show_timestamp=self.refs.slot_timestamp(header.frame_to_show_map_idx)))
+                continue
+            timestamp = next_timestamp()
+            control = vp9.frame_control(header, *self.refs.refs_for(header))
+            self.refs.update(header, timestamp)
+            out.append(Job(frame, timestamp, {uapi.V4L2_CID_STATELESS_VP9_FRAME: control},
+                           bool(header.show_frame)))
+        return out
+
+    def referenced_timestamps(self) -> set[int]:
+        return {ts for ts in (self.refs.slot_timestamp(i) for i in range(8)) if ts}
+
+
+CODEC_CLIENTS = {"vp9": Vp9Client}
+
+
+def codec_client(codec: str) -> CodecClient:
+    try:
+        return CODEC_CLIENTS[codec]()
+    except KeyError:
+        raise UnsupportedError(f"no stateless client for codec {codec!r}; "
+                               f"supported: {', '.join(CODEC_CLIENTS)}") from None
+
+
+class StatelessPipeline:
+    """Buffers, requests and ordering for one decode through ``decoder``.
+
+    ``depth`` is how many requests may be in flight before the client waits
+    for a CAPTURE buffer; depth 1 is the strict "wait for each picture" client
+    that the decode-order contract says must never stall.
+    """
+
+    def __init__(self, decoder: StatelessDecoder, codec: CodecClient, width: int, height: int,
+                 *, depth: int = 2, output_buffers: int = 4, timeout: float = 10.0,
+                 output_sizeimage: int = 0) -> None:
+        self.decoder, self.codec, self.depth, self.timeout = decoder, codec, depth, timeout
+        self.width, self.height = width, height
+        self._setup(width, height, output_buffers, output_sizeimage)
+        self._timestamp = 0
+        self._frame_number = 0
+        self._in_flight: deque[int] = deque()          # timestamps, decode order
+        self._display: deque[tuple[int, bool]] = deque()  # (timestamp, is re-display)
+        self._done: dict[int, tuple[int, str]] = {}    # timestamp -> (capture index, error)
+        self._held: dict[int, int] = {}                # capture index -> timestamp (dequeued, not requeued)
+        self.errors = 0
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self, width, height, output_buffers, output_sizeimage) -> None:
+        d = self.decoder
+        if self.codec.output_format not in d.enum_formats(OUTPUT):
+            raise UnsupportedError(f"the device does not decode "
+                                   f"{uapi.fourcc_str(self.codec.output_format)}")
+        d.set_format(OUTPUT, self.codec.output_format, width, height, output_sizeimage)
+        self.capture_format = d.set_format(CAPTURE, uapi.V4L2_PIX_FMT_NV12)
+        caps = d.request_buffers(OUTPUT, output_buffers)
+        if not caps & uapi.V4L2_BUF_CAP_SUPPORTS_REQUESTS:
+            raise DeviceError(0, "the device's OUTPUT queue does not support requests")
+        d.request_buffers(CAPTURE, self.codec.capture_buffers_needed + self.depth)
+        self._free_output = deque(range(len(d.buffers[OUTPUT])))
+        self._requests = {i: d.alloc_request() for i in self._free_output}
+        d.streamon(OUTPUT)
+        d.streamon(CAPTURE)
+        for mapped in d.buffers[CAPTURE]:
+            d.queue_capture(mapped.index)
+
+    def planes(self) -> list[Plane]:
+        fmt = self.capture_format
+        bpl, rows = fmt.bytesperline, fmt.height
+        return [Plane(0, bpl, rows), Plane(bpl * rows, bpl, (rows + 1) // 2)]
+
+    # ------------------------------------------------------------------ run
+    def run(self, packets: Iterable[bytes]) -> Iterator[Picture]:
+        for packet in packets:
+            for job in self.codec.jobs(packet, self._next_timestamp):
+                if job.show_timestamp is not None:
+                    self._display.append((job.show_timestamp, True))
+                else:
+                    self._submit(job)
+                while len(self._in_flight) >= self.depth:
+                    self._collect_one()
+                yield from self._emit_ready()
+        if self._in_flight:
+            # End of stream: once the daemon has every request, a pipelined
+            # daemon hands over the pictures it still holds.
+            self._wait_for_outputs()
+            self.decoder.flush()
+        while self._in_flight:
+            self._collect_one()
+        yield from self._emit_ready()
+
+    def _next_timestamp(self) -> int:
+        self._timestamp += TIMESTAMP_STEP
+        return self._timestamp
+
+    def _submit(self, job: Job) -> None:
+        index = self._free_output_buffer()
+        request = self._requests[index]
+        timestamp = job.timestamp
+        self.decoder.set_controls(job.controls, request)
+        self.decoder.queue_output(index, job.data, timestamp, request)
+        request.queue()
+        self._in_flight.append(timestamp)
+        if job.shown:
+            self._display.append((timestamp, False))
+
+    def _free_output_buffer(self) -> int:
+        while not self._free_output:
+            self._reclaim_output()
+        return self._free_output.popleft()
+
+    def _wait_for_outputs(self) -> None:
+        while len(self._free_output) < len(self._requests):
+            self._reclaim_output()
+
+    def _reclaim_output(self) -> None:
+        done = self.decoder.dequeue(OUTPUT, self.timeout)
+        if done is None:
+            raise DeviceError(0, f"no OUTPUT buffer came back within {self.timeout} s")
+        self._requests[done.index].reinit()
+        self._free_output.append(done.index)
+
+    def _collect_one(self) -> None:
+        """Wait for the next CAPTURE buffer; it must be the oldest request's."""
+        done = self.decoder.dequeue(CAPTURE, self.timeout)
+        if done is None:
+            raise DeviceError(0, f"no CAPTURE buffer came back within {self.timeout} s "
+                                 f"({len(self._in_flight)} requests in flight)")
+        expected = self._in_flight.popleft()
+        if done.timestamp != expected:
+            raise DeviceError(0, f"CAPTURE buffer out of decode order: got timestamp "
+                                 f"{done.timestamp}, expected {expected}")
+        error = "decoder reported an error" if done.error else ""
+        self._done[done.timestamp] = (done.index, error)
+        self._held[done.index] = done.timestamp
+        self._recycle()
+
+    def _emit_ready(self) -> Iterator[Picture]:
+        while self._display and self._display[0][0] in self._done:
+            timestamp, _ = self._display.popleft()
+            index, error = self._done[timestamp]
+            self._frame_number += 1
+            if error:
+                self.errors += 1
+                yield Picture(self._frame_number, timestamp, None, error)
+            else:
+                yield Picture(self._frame_number, timestamp, self._read(index))
+            self._recycle()
+
+    def _read(self, index: int) -> bytes:
+        memory = self.decoder.buffers[CAPTURE][index].memory
+        return pixels.unpack_picture(memory, self.capture_format.pixelformat, self.planes(),
+                                     self.width, self.height)
+
+    def _recycle(self) -> None:
+        """Queue again every held CAPTURE buffer no reference and no display needs."""
+        needed = self.codec.referenced_timestamps() | {ts for ts, _ in self._display}
+        for index, timestamp in list(self._held.items()):
+            if timestamp not in needed:
+                del self._held[index]
+                self._done.pop(timestamp, None)
+                self.decoder.queue_capture(index)
+
+    def close(self) -> None:
+        for buf_type in (OUTPUT, CAPTURE):
+            try:
+                self.decoder.streamoff(buf_type)
+            except DeviceError as exc:
+                log.warning("%s", exc)
+        for request in self._requests.values():
+            request.close()
+
+
+def decode_through(decoder: StatelessDecoder, codec: str, width: int, height: int,
+                   packets: Iterable[bytes], **options) -> Iterator[Picture]:
+    pipeline = StatelessPipeline(decoder, codec_client(codec), width, height, **options)
+    try:
+        yield from pipeline.run(packets)
+    finally:
+        pipeline.close()

@@ -1,0 +1,356 @@
+"""The kernel <-> daemon wire protocol, read from its one definition.
+
+``include/daedalus_v4l2_proto.h`` is parsed by cffi at import time: there is
+no second, hand-written copy of any layout here.  This module builds and
+parses messages as bytes and checks every length, on both directions, the
+same way the kernel module does.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import cffi
+
+from .errors import ProtocolError
+
+HEADER_FILE = "daedalus_v4l2_proto.h"
+
+# What the header needs from <linux/types.h>; cffi does not run a preprocessor.
+_KERNEL_TYPES = """
+typedef uint8_t __u8; typedef uint16_t __u16; typedef uint32_t __u32; typedef uint64_t __u64;
+typedef int8_t __s8; typedef int16_t __s16; typedef int32_t __s32; typedef int64_t __s64;
+"""
+_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+(0x[0-9a-fA-F]+|\d+)\b")
+
+
+def header_path() -> Path:
+    """Where the protocol header is: inside the package (installed) or the checkout."""
+    packaged = resources.files(__package__) / HEADER_FILE
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "include" / HEADER_FILE
+
+
+def cdef_source(text: str) -> str:
+    """The header reduced to what cffi's cdef accepts: integer #defines stay,
+    every other preprocessor line goes, and trailing comments on #defines go."""
+    kept = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            if _DEFINE.match(line):
+                kept.append(line.split("/*")[0].rstrip())
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _load_ffi() -> cffi.FFI:
+    ffi = cffi.FFI()
+    ffi.cdef(_KERNEL_TYPES)
+    ffi.cdef(cdef_source(header_path().read_text()))
+    return ffi
+
+
+ffi = _load_ffi()
+lib = ffi.dlopen(None)  # only for the #define constants
+
+MAGIC = lib.DV4L2_MAGIC
+VERSION = lib.DV4L2_VERSION
+MAX_PLANES = lib.DV4L2_MAX_PLANES
+MAX_PAYLOAD = lib.DV4L2_MAX_PAYLOAD
+REASON_LEN = lib.DV4L2_REASON_LEN
+
+MSG_PING = lib.DV4L2_MSG_PING
+MSG_PONG = lib.DV4L2_MSG_PONG
+MSG_STREAM_OPEN = lib.DV4L2_MSG_STREAM_OPEN
+MSG_STREAM_CLOSE = lib.DV4L2_MSG_STREAM_CLOSE
+MSG_DECODE = lib.DV4L2_MSG_DECODE
+MSG_FRAME = lib.DV4L2_MSG_FRAME
+MSG_FLUSH = lib.DV4L2_MSG_FLUSH
+MSG_FLUSH_DONE = lib.DV4L2_MSG_FLUSH_DONE
+
+CODEC_VP9 = lib.DV4L2_CODEC_VP9
+CODEC_H264 = lib.DV4L2_CODEC_H264
+CODEC_AV1 = lib.DV4L2_CODEC_AV1
+CODEC_NAMES = {CODEC_VP9: "vp9", CODEC_H264: "h264", CODEC_AV1: "av1"}
+
+DECODE_HOLD_CAPTURE = lib.DV4L2_DECODE_HOLD_CAPTURE
+DECODE_FIRST_SLICE = lib.DV4L2_DECODE_FIRST_SLICE
+
+FRAME_SRC_CONSUMED = lib.DV4L2_FRAME_SRC_CONSUMED
+FRAME_HAS_PIXELS = lib.DV4L2_FRAME_HAS_PIXELS
+FRAME_ERROR = lib.DV4L2_FRAME_ERROR
+
+HEADER_SIZE = ffi.sizeof("struct dv4l2_msg_header")
+DECODE_REQ_SIZE = ffi.sizeof("struct dv4l2_decode_req")
+FRAME_RESP_SIZE = ffi.sizeof("struct dv4l2_frame_resp")
+STREAM_OPEN_SIZE = ffi.sizeof("struct dv4l2_stream_open")
+CTRL_REC_SIZE = ffi.sizeof("struct dv4l2_ctrl_rec")
+
+# The payload each type must carry: an exact size, a minimum (DECODE), or none.
+_PAYLOAD_EXACT = {
+    MSG_PING: 0, MSG_PONG: 0, MSG_STREAM_CLOSE: 0, MSG_FLUSH: 0, MSG_FLUSH_DONE: 0,
+    MSG_STREAM_OPEN: STREAM_OPEN_SIZE, MSG_FRAME: FRAME_RESP_SIZE,
+}
+KNOWN_TYPES = frozenset(_PAYLOAD_EXACT) | {MSG_DECODE}
+
+
+def align8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+# --------------------------------------------------------------------------- messages
+
+@dataclass
+class Plane:
+    offset: int
+    bytesperline: int
+    height: int
+
+
+@dataclass
+class Message:
+    """A message with a payload this module does not interpret further."""
+    type: int
+    cookie: int = 0
+    stream_id: int = 0
+    payload: bytes = b""
+
+
+@dataclass
+class StreamOpen:
+    stream_id: int
+    codec: int
+    output_fourcc: int
+    coded_width: int
+    coded_height: int
+    capture_fourcc: int
+    type: int = MSG_STREAM_OPEN
+    cookie: int = 0
+
+
+@dataclass
+class DecodeRequest:
+    stream_id: int
+    cookie: int
+    timestamp: int
+    codec: int
+    coded_width: int
+    coded_height: int
+    capture_fourcc: int
+    capture_index: int
+    capture_size: int
+    output_index: int
+    planes: list[Plane]
+    controls: dict[int, bytes]
+    bitstream: bytes | memoryview
+    capture_offset: int = 0
+    flags: int = 0
+    type: int = MSG_DECODE
+
+
+@dataclass
+class FrameResponse:
+    stream_id: int
+    cookie: int
+    flags: int
+    status: int = 0
+    width: int = 0
+    height: int = 0
+    fourcc: int = 0
+    plane_bytes: list[int] = field(default_factory=list)
+    digest: int = 0
+    reason: str = ""
+    type: int = MSG_FRAME
+
+    @property
+    def is_error(self) -> bool:
+        return bool(self.flags & FRAME_ERROR)
+
+
+AnyMessage = Message | StreamOpen | DecodeRequest | FrameResponse
+
+
+# --------------------------------------------------------------------------- encoding
+
+def _header(type_: int, cookie: int, stream_id: int, payload_len: int) -> bytes:
+    if payload_len > MAX_PAYLOAD:
+        raise ProtocolError(f"payload of {payload_len} bytes exceeds {MAX_PAYLOAD}")
+    hdr = ffi.new("struct dv4l2_msg_header *")
+    hdr.magic, hdr.version, hdr.type = MAGIC, VERSION, type_
+    hdr.payload_len, hdr.cookie, hdr.stream_id = payload_len, cookie, stream_id
+    return bytes(ffi.buffer(hdr))
+
+
+def encode(msg: AnyMessage) -> bytes:
+    """The bytes of one message, header and payload."""
+    if isinstance(msg, DecodeRequest):
+        return _encode_decode(msg)
+    if isinstance(msg, FrameResponse):
+        return _encode_frame(msg)
+    if isinstance(msg, StreamOpen):
+        body = ffi.new("struct dv4l2_stream_open *")
+        body.codec, body.output_fourcc = msg.codec, msg.output_fourcc
+        body.coded_width, body.coded_height = msg.coded_width, msg.coded_height
+        body.capture_fourcc = msg.capture_fourcc
+        payload = bytes(ffi.buffer(body))
+        return _header(MSG_STREAM_OPEN, msg.cookie, msg.stream_id, len(payload)) + payload
+    return _header(msg.type, msg.cookie, msg.stream_id, len(msg.payload)) + bytes(msg.payload)
+
+
+def encode_controls(controls: dict[int, bytes]) -> bytes:
+    """Control records, each 8-byte aligned, in the order given."""
+    out = bytearray()
+    for cid, data in controls.items():
+        rec = ffi.new("struct dv4l2_ctrl_rec *", {"id": cid, "size": len(data)})
+        out += ffi.buffer(rec)
+        out += data
+        out += bytes(align8(len(data)) - len(data))
+    return bytes(out)
+
+
+def _encode_decode(msg: DecodeRequest) -> bytes:
+    if len(msg.planes) > MAX_PLANES:
+        raise ProtocolError(f"{len(msg.planes)} planes, at most {MAX_PLANES}")
+    ctrls = encode_controls(msg.controls)
+    req = ffi.new("struct dv4l2_decode_req *")
+    req.timestamp, req.capture_offset, req.codec, req.flags = (
+        msg.timestamp, msg.capture_offset, msg.codec, msg.flags)
+    req.coded_width, req.coded_height = msg.coded_width, msg.coded_height
+    req.capture_fourcc, req.capture_index = msg.capture_fourcc, msg.capture_index
+    req.capture_size, req.output_index = msg.capture_size, msg.output_index
+    req.num_planes, req.ctrl_len, req.bitstream_len = len(msg.planes), len(ctrls), len(msg.bitstream)
+    for i, plane in enumerate(msg.planes):
+        req.planes[i].offset = plane.offset
+        req.planes[i].bytesperline = plane.bytesperline
+        req.planes[i].height = plane.height
+    payload_len = DECODE_REQ_SIZE + len(ctrls) + len(msg.bitstream)
+    return b"".join((_header(MSG_DECODE, msg.cookie, msg.stream_id, payload_len),
+                     bytes(ffi.buffer(req)), ctrls, bytes(msg.bitstream)))
+
+
+def _encode_frame(msg: FrameResponse) -> bytes:
+    resp = ffi.new("struct dv4l2_frame_resp *")
+    resp.status, resp.flags = msg.status, msg.flags
+    resp.width, resp.height, resp.fourcc = msg.width, msg.height, msg.fourcc
+    resp.num_planes = len(msg.plane_bytes)
+    for i, n in enumerate(msg.plane_bytes[:MAX_PLANES]):
+        resp.plane_bytes[i] = n
+    resp.digest = msg.digest
+    reason = msg.reason.encode("utf-8", "replace")[:REASON_LEN - 1]
+    ffi.memmove(resp.reason, reason, len(reason))
+    payload = bytes(ffi.buffer(resp))
+    return _header(MSG_FRAME, msg.cookie, msg.stream_id, len(payload)) + payload
+
+
+# --------------------------------------------------------------------------- parsing
+
+@dataclass
+class Header:
+    type: int
+    flags: int
+    payload_len: int
+    cookie: int
+    stream_id: int
+
+
+def parse_header(data: bytes | memoryview) -> Header:
+    """Validate and read a message header; raises ProtocolError saying what is wrong."""
+    if len(data) < HEADER_SIZE:
+        raise ProtocolError(f"short header: {len(data)} bytes, need {HEADER_SIZE}")
+    hdr = ffi.cast("struct dv4l2_msg_header *", ffi.from_buffer(data))
+    if hdr.magic != MAGIC:
+        raise ProtocolError(f"bad magic 0x{hdr.magic:08x}")
+    if hdr.version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {hdr.version} (this side speaks {VERSION})")
+    if hdr.type not in KNOWN_TYPES:
+        raise ProtocolError(f"unknown message type {hdr.type}")
+    if hdr.flags or hdr.reserved:
+        raise ProtocolError("reserved header bits set")
+    if hdr.payload_len > MAX_PAYLOAD:
+        raise ProtocolError(f"payload length {hdr.payload_len} exceeds {MAX_PAYLOAD}")
+    expected = _PAYLOAD_EXACT.get(hdr.type)
+    if expected is not None and hdr.payload_len != expected:
+        raise ProtocolError(f"type {hdr.type} carries {expected} payload bytes, not {hdr.payload_len}")
+    if hdr.type == MSG_DECODE and hdr.payload_len < DECODE_REQ_SIZE:
+        raise ProtocolError(f"decode request of {hdr.payload_len} bytes is shorter than its struct")
+    return Header(hdr.type, hdr.flags, hdr.payload_len, hdr.cookie, hdr.stream_id)
+
+
+def parse(data: bytes | memoryview) -> AnyMessage:
+    """One whole message from its bytes.  The returned bitstream is a view
+    into ``data`` (no copy of large payloads)."""
+    view = memoryview(data).cast("B")
+    hdr = parse_header(view)
+    if len(view) != HEADER_SIZE + hdr.payload_len:
+        raise ProtocolError(f"message is {len(view)} bytes, header says {HEADER_SIZE + hdr.payload_len}")
+    payload = view[HEADER_SIZE:]
+    if hdr.type == MSG_DECODE:
+        return _parse_decode(hdr, payload)
+    if hdr.type == MSG_FRAME:
+        return _parse_frame(hdr, payload)
+    if hdr.type == MSG_STREAM_OPEN:
+        body = ffi.cast("struct dv4l2_stream_open *", ffi.from_buffer(payload))
+        return StreamOpen(hdr.stream_id, body.codec, body.output_fourcc, body.coded_width,
+                          body.coded_height, body.capture_fourcc, cookie=hdr.cookie)
+    return Message(hdr.type, hdr.cookie, hdr.stream_id, bytes(payload))
+
+
+def parse_controls(blob: memoryview) -> dict[int, bytes]:
+    controls: dict[int, bytes] = {}
+    pos = 0
+    while pos < len(blob):
+        if len(blob) - pos < CTRL_REC_SIZE:
+            raise ProtocolError("truncated control record header")
+        rec = ffi.cast("struct dv4l2_ctrl_rec *", ffi.from_buffer(blob[pos:pos + CTRL_REC_SIZE]))
+        start = pos + CTRL_REC_SIZE
+        end = start + rec.size
+        if end > len(blob):
+            raise ProtocolError(f"control 0x{rec.id:x} claims {rec.size} bytes past the blob")
+        if rec.id in controls:
+            raise ProtocolError(f"control 0x{rec.id:x} appears twice")
+        controls[rec.id] = bytes(blob[start:end])
+        pos = start + align8(rec.size)
+    return controls
+
+
+def _parse_decode(hdr: Header, payload: memoryview) -> DecodeRequest:
+    req = ffi.cast("struct dv4l2_decode_req *", ffi.from_buffer(payload[:DECODE_REQ_SIZE]))
+    if req.num_planes == 0 or req.num_planes > MAX_PLANES:
+        raise ProtocolError(f"decode request with {req.num_planes} planes")
+    if req.ctrl_len % 8:
+        raise ProtocolError(f"control blob length {req.ctrl_len} is not 8-byte aligned")
+    if DECODE_REQ_SIZE + req.ctrl_len + req.bitstream_len != hdr.payload_len:
+        raise ProtocolError(
+            f"decode request lengths disagree: struct {DECODE_REQ_SIZE} + controls {req.ctrl_len}"
+            f" + bitstream {req.bitstream_len} != payload {hdr.payload_len}")
+    planes = [Plane(req.planes[i].offset, req.planes[i].bytesperline, req.planes[i].height)
+              for i in range(req.num_planes)]
+    ctrl_end = DECODE_REQ_SIZE + req.ctrl_len
+    controls = parse_controls(payload[DECODE_REQ_SIZE:ctrl_end])
+    return DecodeRequest(
+        stream_id=hdr.stream_id, cookie=hdr.cookie, timestamp=req.timestamp, codec=req.codec,
+        coded_width=req.coded_width, coded_height=req.coded_height,
+        capture_fourcc=req.capture_fourcc, capture_index=req.capture_index,
+        capture_size=req.capture_size, output_index=req.output_index, planes=planes,
+        controls=controls, bitstream=payload[ctrl_end:], capture_offset=req.capture_offset,
+        flags=req.flags)
+
+
+def _parse_frame(hdr: Header, payload: memoryview) -> FrameResponse:
+    resp = ffi.cast("struct dv4l2_frame_resp *", ffi.from_buffer(payload))
+    if resp.num_planes > MAX_PLANES:
+        raise ProtocolError(f"frame response with {resp.num_planes} planes")
+    known = FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR
+    if resp.flags & ~known:
+        raise ProtocolError(f"unknown frame flags 0x{resp.flags:x}")
+    reason = ffi.string(resp.reason, REASON_LEN).decode("utf-8", "replace")
+    return FrameResponse(
+        stream_id=hdr.stream_id, cookie=hdr.cookie, flags=resp.flags, status=resp.status,
+        width=resp.width, height=resp.height, fourcc=resp.fourcc,
+        plane_bytes=[resp.plane_bytes[i] for i in range(resp.num_planes)],
+        digest=resp.digest, reason=reason)
+

@@ -1,0 +1,201 @@
+"""Decoder sessions: one per V4L2 context, on PyAV's libavcodec.
+
+A session turns DECODE requests into FRAME responses.  It feeds libavcodec in
+decode order, one request's bitstream at a time, with the request's cookie as
+the packet's pts, so every picture libavcodec hands back names the request it
+belongs to.  A picture that is not out yet when its bitstream has been
+consumed (a pipelined decoder) is *parked*: the request is answered
+``SRC_CONSUMED`` now and ``HAS_PIXELS`` when the picture appears.
+
+Codec subclasses say which packets a request becomes (``_packets``): VP9
+adds a one-byte "show existing frame" packet after a hidden frame, because
+libavcodec does not output hidden frames but a stateless decoder must put
+every request's picture in its CAPTURE buffer.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+
+from . import pixels, proto
+from .codecs import vp9
+from .errors import BitstreamError, DecodeError, UnsupportedError
+
+log = logging.getLogger(__name__)
+
+MapCapture = Callable[[proto.DecodeRequest], memoryview]
+
+
+@dataclass
+class Pending:
+    """A request whose picture libavcodec has not handed back yet."""
+    request: proto.DecodeRequest
+    consumed: bool = False
+
+
+def _error_response(req: proto.DecodeRequest, reason: str, status: int = -errno.EINVAL,
+                    consumed: bool = True) -> proto.FrameResponse:
+    flags = proto.FRAME_ERROR | (proto.FRAME_SRC_CONSUMED if consumed else 0)
+    return proto.FrameResponse(req.stream_id, req.cookie, flags, status=status, reason=reason)
+
+
+class DecoderSession:
+    """The decoder of one stream (one V4L2 context)."""
+
+    codec_name: str = ""
+
+    def __init__(self, stream_id: int, *, thread_count: int = 0, thread_type: str = "SLICE") -> None:
+        self.stream_id = stream_id
+        self.thread_count, self.thread_type = thread_count, thread_type
+        self._ctx: av.CodecContext | None = None  # opened on first use
+        self._pending: dict[int, Pending] = {}
+        self.frames_out = 0
+
+    # ------------------------------------------------------------------ public
+    def decode(self, req: proto.DecodeRequest, map_capture: MapCapture) -> list[proto.FrameResponse]:
+        """Responses for this request and for any parked request whose picture came out."""
+        try:
+            packets = self._packets(req)
+        except (BitstreamError, UnsupportedError) as exc:
+            log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
+            return [_error_response(req, str(exc))]
+        self._pending[req.cookie] = Pending(req)
+        responses: list[proto.FrameResponse] = []
+        try:
+            for data in packets:
+                responses += self._deliver(self._feed(data, req.cookie), map_capture)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self._pending.pop(req.cookie, None)
+            log.warning("stream %d cookie %d: libavcodec rejected the bitstream: %s",
+                        req.stream_id, req.cookie, exc)
+            return responses + [_error_response(req, f"libavcodec: {exc}")]
+        return responses + self._answer_current(req)
+
+    def drain(self, map_capture: MapCapture) -> list[proto.FrameResponse]:
+        """Every picture still inside libavcodec, then errors for any that never came.
+
+        Draining ends libavcodec's stream (its references are dropped), so it
+        happens only when pictures are parked: with slice threading nothing
+        ever is, and a FLUSH in the middle of a stream changes nothing.
+        """
+        if not self._pending:
+            return []
+        responses: list[proto.FrameResponse] = []
+        if self._ctx is not None:
+            try:
+                responses += self._deliver(self._ctx.decode(None), map_capture)
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("stream %d: drain failed: %s", self.stream_id, exc)
+            self._ctx.flush_buffers()
+        for cookie, pending in sorted(self._pending.items()):
+            responses.append(_error_response(pending.request, "no picture after drain",
+                                             consumed=not pending.consumed))
+        self._pending.clear()
+        return responses
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._ctx = None
+
+    @property
+    def parked(self) -> int:
+        return sum(1 for p in self._pending.values() if p.consumed)
+
+    # ------------------------------------------------------------------ internals
+    def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
+        """The packets libavcodec gets for this request (codec subclasses)."""
+        return [bytes(req.bitstream)]
+
+    def _context(self) -> av.CodecContext:
+        if self._ctx is None:
+            ctx = av.CodecContext.create(self.codec_name, "r")
+            ctx.thread_type = self.thread_type
+            ctx.thread_count = self.thread_count
+            self._ctx = ctx
+        return self._ctx
+
+    def _feed(self, data: bytes, cookie: int) -> list[av.VideoFrame]:
+        packet = av.Packet(data)
+        packet.pts = packet.dts = cookie
+        return self._context().decode(packet)
+
+    def _deliver(self, frames, map_capture: MapCapture) -> list[proto.FrameResponse]:
+        responses = []
+        for frame in frames:
+            pending = self._pending.pop(frame.pts, None)
+            if pending is None:
+                log.warning("stream %d: picture for unknown cookie %s dropped", self.stream_id, frame.pts)
+                continue
+            responses.append(self._write_picture(frame, pending, map_capture))
+        return responses
+
+    def _write_picture(self, frame: av.VideoFrame, pending: Pending,
+                       map_capture: MapCapture) -> proto.FrameResponse:
+        req = pending.request
+        flags = proto.FRAME_HAS_PIXELS | (0 if pending.consumed else proto.FRAME_SRC_CONSUMED)
+        try:
+            memory = map_capture(req)
+            picture = pixels.pack_frame(frame, req.capture_fourcc, req.planes, memory)
+        except (DecodeError, UnsupportedError, OSError) as exc:
+            log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
+            return _error_response(req, str(exc), consumed=not pending.consumed)
+        self.frames_out += 1
+        return proto.FrameResponse(
+            req.stream_id, req.cookie, flags, width=picture.width, height=picture.height,
+            fourcc=picture.fourcc, plane_bytes=picture.plane_bytes, digest=picture.digest)
+
+    def _answer_current(self, req: proto.DecodeRequest) -> list[proto.FrameResponse]:
+        """SRC_CONSUMED alone if this request's picture is not out yet: it parks."""
+        pending = self._pending.get(req.cookie)
+        if pending is None:
+            return []  # answered already, with its picture
+        pending.consumed = True
+        return [proto.FrameResponse(req.stream_id, req.cookie, proto.FRAME_SRC_CONSUMED)]
+
+
+class Vp9Session(DecoderSession):
+    """VP9: the OUTPUT buffer holds one whole frame, headers included."""
+
+    codec_name = "vp9"
+
+    def __init__(self, stream_id: int, **kwargs) -> None:
+        super().__init__(stream_id, **kwargs)
+        self.parser = vp9.Vp9Parser()
+
+    def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
+        data = bytes(req.bitstream)
+        header = self.parser.parse(data)
+        if header.show_frame or header.show_existing_frame:
+            return [data]
+        # libavcodec keeps a hidden frame (an alt-ref) to itself; asking it to
+        # show a slot the frame refreshed hands the picture back without
+        # touching any decoder state.
+        if not header.refresh_frame_flags:
+            raise UnsupportedError("hidden VP9 frame refreshes no reference slot: it has no picture")
+        slot = (header.refresh_frame_flags & -header.refresh_frame_flags).bit_length() - 1
+        return [data, vp9_show_existing_frame(header.profile, slot)]
+
+
+def vp9_show_existing_frame(profile: int, slot: int) -> bytes:
+    """A VP9 frame that only says "show reference slot N" (spec 6.2, show_existing_frame)."""
+    bits = [1, 0, profile & 1, profile >> 1]  # frame_marker, profile_low_bit, profile_high_bit
+    if profile == 3:
+        bits.append(0)  # reserved_zero
+    bits += [1] + [(slot >> s) & 1 for s in (2, 1, 0)]
+    bits += [0] * (-len(bits) % 8)
+    return bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
+
+
+SESSIONS: dict[int, type[DecoderSession]] = {proto.CODEC_VP9: Vp9Session}
+
+
+def open_session(stream_id: int, codec: int, **kwargs) -> DecoderSession:
+    try:
+        cls = SESSIONS[codec]
+    except KeyError:
+        raise UnsupportedError(f"codec {proto.CODEC_NAMES.get(codec, codec)} is not supported") from None
+    return cls(stream_id, **kwargs)

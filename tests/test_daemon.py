@@ -1,0 +1,160 @@
+"""The daemon on the sim backend: sessions per stream, errors for bad bitstreams, and going on."""
+import errno
+
+import pytest
+
+from daedalus_v4l2 import container, proto
+from daedalus_v4l2.backends.sim import SimKernel
+from daedalus_v4l2.codecs import vp9
+from daedalus_v4l2.codecs.bitreader import BitReader
+from daedalus_v4l2.daemon import Daemon
+from daedalus_v4l2.decode import StatelessPipeline, Vp9Client
+from daedalus_v4l2.session import vp9_show_existing_frame
+from daedalus_v4l2.synth import VP9_REALTIME, make_clip
+from daedalus_v4l2.v4l2 import uapi
+from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, StatelessDecoder
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("d") / "c.ivf", "vp9", 176, 144, 12, options=VP9_REALTIME)
+
+
+@pytest.fixture
+def stack():
+    kernel = SimKernel(seed=1)
+    daemon = Daemon(kernel.open_chardev())
+    kernel.attach_daemon(daemon.step)
+    return kernel, daemon
+
+
+def open_client(kernel):
+    return StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
+
+
+class RawJobs(Vp9Client):
+    """A VP9 client whose n-th decoded frame is damaged on its way to the device
+    (the controls stay those of the intact frame)."""
+
+    def __init__(self, damage=None):
+        super().__init__()
+        self.damage, self.count = damage or {}, 0
+        self.shadow = vp9.Vp9Parser()  # sees every intact frame, to know header sizes
+
+    def jobs(self, packet, next_timestamp):
+        jobs = super().jobs(packet, next_timestamp)
+        for job in jobs:
+            if job.show_timestamp is None:
+                header = self.shadow.parse(job.data)
+                damage = self.damage.get(self.count)
+                job.data = damage(job.data, header) if damage else job.data
+                self.count += 1
+        return jobs
+
+
+def zeros(frame, header):
+    """Not even a frame marker: the daemon's own header parser refuses it."""
+    return bytes(len(frame))
+
+
+def garbage_after_the_header(frame, header):
+    """The uncompressed header intact, the rest 0xff: libavcodec itself refuses it."""
+    keep = header.uncompressed_header_size
+    return frame[:keep] + b"\xff" * (len(frame) - keep)
+
+
+def run(kernel, clip, client, depth=1):
+    info = container.probe(clip)
+    decoder = open_client(kernel)
+    pipeline = StatelessPipeline(decoder, client, info.width, info.height, depth=depth)
+    try:
+        return list(pipeline.run(container.packets(clip)))
+    finally:
+        pipeline.close()
+        decoder.close()
+        settle(kernel)
+
+
+def settle(kernel):
+    """Let the daemon read what the kernel sent last (STREAM_CLOSE after a close)."""
+    while kernel.step():
+        pass
+
+
+def test_a_rejected_bitstream_gives_error_and_the_stream_goes_on(stack, clip):
+    kernel, daemon = stack
+    pictures = run(kernel, clip, RawJobs({5: zeros, 6: garbage_after_the_header}))
+    assert [p.number for p in pictures if p.data is None] == [6, 7]
+    assert all(p.data is not None for p in pictures[7:])  # inter frames after the damage decode
+    assert kernel.stats.errors == 2
+    assert daemon.stats.errors == 2 and daemon.stats.pictures == 10
+
+
+def test_sessions_open_per_context_and_close_with_it(stack, clip):
+    kernel, daemon = stack
+    first = run(kernel, clip, Vp9Client())
+    assert daemon.stats.streams_opened == 1 and daemon.stats.streams_closed == 1
+    assert daemon.sessions == {}
+    second = run(kernel, clip, Vp9Client())
+    assert [p.data for p in first] == [p.data for p in second]
+    assert daemon.stats.streams_opened == 2
+
+
+def test_two_contexts_decode_interleaved_with_separate_sessions(stack, clip):
+    kernel, daemon = stack
+    info = container.probe(clip)
+    decoders = [open_client(kernel) for _ in range(2)]
+    pipelines = [StatelessPipeline(d, Vp9Client(), info.width, info.height, depth=1) for d in decoders]
+    runs = [p.run(container.packets(clip)) for p in pipelines]
+    outputs = [[], []]
+    for pictures in zip(*runs):
+        for out, picture in zip(outputs, pictures):
+            out.append(picture.data)
+    assert len(daemon.sessions) == 2
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 12
+    for p, d in zip(pipelines, decoders):
+        p.close()
+        d.close()
+    settle(kernel)
+    assert daemon.sessions == {}
+
+
+def test_ping_is_answered_with_pong():
+    kernel = SimKernel(seed=2)
+    transport = kernel.open_chardev()
+    sent = []
+    transport._send_internal = sent.append  # see the daemon's reply as bytes
+    Daemon(transport).handle(proto.Message(proto.MSG_PING, cookie=77))
+    reply = proto.parse(sent[0])
+    assert reply.type == proto.MSG_PONG and reply.cookie == 77
+
+
+def test_unsupported_codec_request_gets_an_error_response():
+    kernel = SimKernel(seed=3)
+    transport = kernel.open_chardev()
+    sent = []
+    transport._send_internal = sent.append
+    req = proto.DecodeRequest(stream_id=1, cookie=5, timestamp=1000, codec=99, coded_width=16,
+                              coded_height=16, capture_fourcc=uapi.V4L2_PIX_FMT_NV12,
+                              capture_index=0, capture_size=384, output_index=0,
+                              planes=[proto.Plane(0, 16, 16), proto.Plane(256, 16, 8)],
+                              controls={}, bitstream=b"\0")
+    Daemon(transport).handle(req)
+    reply = proto.parse(sent[0])
+    assert reply.flags == proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR
+    assert reply.status == -errno.EINVAL and "not supported" in reply.reason
+
+
+@pytest.mark.parametrize("profile", range(4))
+def test_show_existing_frame_packets_say_what_they_mean(profile):
+    """Bits per VP9 spec 6.2: frame_marker, profile, [reserved], show_existing_frame, slot."""
+    for slot in range(8):
+        bits = BitReader(vp9_show_existing_frame(profile, slot))
+        assert bits.read_bits(2) == 0b10
+        low, high = bits.read_bits(1), bits.read_bits(1)
+        assert (high << 1) | low == profile
+        if profile == 3:
+            assert bits.read_bits(1) == 0
+        assert bits.read_bits(1) == 1
+        assert bits.read_bits(3) == slot
+        assert bits.bits_left < 8

@@ -1,0 +1,113 @@
+"""The wire protocol: round trips, the 4 MiB keyframe, and every malformed message rejected."""
+import errno
+
+import pytest
+
+from daedalus_v4l2 import proto
+from daedalus_v4l2.errors import ProtocolError
+from daedalus_v4l2.transport import Transport
+
+
+def decode_request(bitstream=b"\x82\x49\x83", controls=None, **overrides):
+    fields = dict(stream_id=3, cookie=41, timestamp=5000, codec=proto.CODEC_VP9, coded_width=352,
+                  coded_height=288, capture_fourcc=0x3231564E, capture_index=2, capture_size=152064,
+                  output_index=1, planes=[proto.Plane(0, 352, 288), proto.Plane(101376, 352, 144)],
+                  controls=controls if controls is not None else {0xA40A2C: bytes(range(168))},
+                  bitstream=bitstream, capture_offset=1 << 30, flags=proto.DECODE_FIRST_SLICE)
+    fields.update(overrides)
+    return proto.DecodeRequest(**fields)
+
+
+def test_decode_request_round_trip():
+    req = decode_request()
+    got = proto.parse(proto.encode(req))
+    assert isinstance(got, proto.DecodeRequest)
+    assert bytes(got.bitstream) == req.bitstream
+    got.bitstream = req.bitstream
+    assert got == req
+
+
+def test_a_4_mib_keyframe_goes_through():
+    big = bytes(range(256)) * (4 * 1024 * 4)
+    assert len(big) == 4 << 20
+    got = proto.parse(proto.encode(decode_request(bitstream=big)))
+    assert bytes(got.bitstream) == big
+
+
+def test_frame_response_round_trip_with_reason():
+    resp = proto.FrameResponse(3, 41, proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR, status=-errno.EINVAL,
+                               reason="libavcodec: Invalid data found", plane_bytes=[152064],
+                               digest=0x0123456789ABCDEF)
+    assert proto.parse(proto.encode(resp)) == resp
+
+
+def test_reason_is_truncated_not_overflowed():
+    resp = proto.FrameResponse(1, 1, proto.FRAME_ERROR, reason="x" * 500)
+    assert proto.parse(proto.encode(resp)).reason == "x" * (proto.REASON_LEN - 1)
+
+
+@pytest.mark.parametrize("msg", [
+    proto.Message(proto.MSG_PING, cookie=9), proto.Message(proto.MSG_FLUSH, stream_id=2),
+    proto.StreamOpen(4, proto.CODEC_VP9, 0x46395056, 640, 480, 0x3231564E),
+])
+def test_small_messages_round_trip(msg):
+    assert proto.parse(proto.encode(msg)) == msg
+
+
+def corrupt(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value):]
+
+
+FRAME = proto.encode(proto.FrameResponse(1, 7, proto.FRAME_SRC_CONSUMED))
+DECODE = proto.encode(decode_request())
+
+
+@pytest.mark.parametrize("data, complaint", [
+    (corrupt(FRAME, 0, b"XXXX"), "bad magic"),
+    (corrupt(FRAME, 4, b"\x02\x00"), "version"),
+    (corrupt(FRAME, 6, b"\x63\x00"), "unknown message type"),
+    (corrupt(FRAME, 8, b"\x01\x00\x00\x00"), "reserved"),
+    (corrupt(FRAME, 12, b"\x10\x00\x00\x00"), "carries"),
+    (corrupt(FRAME, 12, b"\xff\xff\xff\x7f"), "exceeds"),
+    (FRAME[:20], "short header"),
+    (FRAME[:-1], "header says"),
+    (FRAME + b"\0", "header says"),
+    (corrupt(FRAME, 32 + 4, b"\x80\x00\x00\x00"), "unknown frame flags"),
+    (corrupt(DECODE, 32 + 48, b"\x09\x00\x00\x00"), "planes"),  # num_planes
+    (corrupt(DECODE, 32 + 52, b"\x04\x00\x00\x00"), "aligned"),  # ctrl_len
+    (corrupt(DECODE, 32 + 56, b"\x00\x00\x01\x00"), "disagree"),  # bitstream_len
+    (corrupt(DECODE, 32 + 112 + 4, b"\xff\x00\x00\x00"), "past the blob"),  # ctrl size
+])
+def test_malformed_messages_are_rejected(data, complaint):
+    with pytest.raises(ProtocolError, match=complaint):
+        proto.parse(data)
+
+
+def test_control_appearing_twice_is_rejected():
+    blob = proto.encode_controls({1: b"abc"}) * 2
+    with pytest.raises(ProtocolError, match="twice"):
+        proto.parse_controls(memoryview(blob))
+
+
+class ListTransport(Transport):
+    def __init__(self, messages):
+        super().__init__()
+        self.messages = list(messages)
+
+    def _recv_internal(self, timeout):
+        return self.messages.pop(0) if self.messages else None
+
+    def _send_internal(self, data):
+        raise AssertionError("not used")
+
+    def _map_capture(self, request):
+        raise AssertionError("not used")
+
+
+def test_transport_counts_and_skips_malformed_messages():
+    t = ListTransport([b"garbage", corrupt(FRAME, 0, b"XXXX"), FRAME])
+    msg = t.receive(0)
+    assert isinstance(msg, proto.FrameResponse) and msg.cookie == 7
+    assert t.stats.rejected == 2 and t.stats.received == 1
+    assert "magic" in t.stats.last_error
+    assert t.receive(0) is None
