@@ -66,6 +66,9 @@ class Transport(ABC):
                 f"request says {request.capture_size}")
         return mem[:request.capture_size]
 
+    def release_capture(self, cookie: int) -> None:
+        """The daemon is done with this job's CAPTURE buffer (its picture or error was sent)."""
+
     @abstractmethod
     def _recv_internal(self, timeout: float | None) -> bytes | memoryview | None:
         """One whole message's bytes, or None on timeout."""

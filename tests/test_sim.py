@@ -9,7 +9,7 @@ import pytest
 
 from daedalus_v4l2 import proto
 from daedalus_v4l2.backends.sim import EntryState, SimDeadlock, SimKernel, SimTransport
-from daedalus_v4l2.backends.sim.testing import CAP, OUT, ScriptedDaemon, SimClient, marker
+from daedalus_v4l2.backends.sim.testing import CAP, OUT, ScriptedDaemon, SimClient
 from daedalus_v4l2.backends.sim.vb2 import BufList, BufState, Vb2Queue
 from daedalus_v4l2.errors import DeviceError, InvariantError
 from daedalus_v4l2.transport import Transport
@@ -265,7 +265,7 @@ def test_request_and_qbuf_errors():
     b.flags, b.request_fd = uapi.V4L2_BUF_FLAG_REQUEST_FD, req
     planes[0].bytesused = client.out_fmt.fmt.pix_mp.plane_fmt[0].sizeimage + 1
     assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_QBUF, b)) == errno.EINVAL
-    # A request without a buffer; then one with a buffer but without the VP9 control.
+    # A request without a buffer; then one with a buffer but without any control.
     assert err(lambda: sys.ioctl(req, uapi.MEDIA_REQUEST_IOC_QUEUE)) == errno.ENOENT
     client.queue_output(0, b"x", SEC, controls=False, queue_request=False)
     req0 = client.requests[0]
@@ -278,7 +278,8 @@ def test_request_and_qbuf_errors():
     b, planes = client.new_buffer(OUT, 0)
     b.flags, b.request_fd = uapi.V4L2_BUF_FLAG_REQUEST_FD, req
     assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_QBUF, b)) == errno.EINVAL
-    # Controls: wrong size (error_idx points at it), unknown id.
+    # Controls: too small a payload is EFAULT (error_idx points at it), as the 6.12 core
+    # answers; a larger one is accepted and its size rewritten; an unknown id is EINVAL.
     frame = ffi.new("struct v4l2_ctrl_vp9_frame *")
     ctrl = ffi.new("struct v4l2_ext_control[2]")
     ctrl[0].id, ctrl[0].size, ctrl[0].ptr = (uapi.V4L2_CID_STATELESS_VP9_FRAME,
@@ -287,8 +288,12 @@ def test_request_and_qbuf_errors():
     ctrls = ffi.new("struct v4l2_ext_controls *", {"which": uapi.V4L2_CTRL_WHICH_REQUEST_VAL,
                                                    "count": 2, "request_fd": req})
     ctrls.controls = ctrl
-    assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_S_EXT_CTRLS, ctrls)) == errno.EINVAL
+    assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_S_EXT_CTRLS, ctrls)) == errno.EFAULT
     assert ctrls.error_idx == 1
+    big = ffi.new("char[]", ffi.sizeof(frame[0]) + 16)
+    ctrl[1].size, ctrl[1].ptr = ffi.sizeof(big), big
+    sys.ioctl(fd, uapi.VIDIOC_TRY_EXT_CTRLS, ctrls)
+    assert ctrl[1].size == ffi.sizeof(frame[0])
     ctrl[1].id = 0x00A40FFF
     assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_TRY_EXT_CTRLS, ctrls)) == errno.EINVAL
     # H.264 menu controls are integers.
@@ -337,7 +342,7 @@ def test_hold_capture_slices_share_one_capture_buffer():
     assert client.dqbuf(OUT).index == 0 and client.dqbuf(OUT).index == 1
     first, second = d.decodes[1], d.decodes[2]
     assert first.flags == proto.DECODE_HOLD_CAPTURE | proto.DECODE_FIRST_SLICE
-    assert second.flags == 0 and second.capture_offset == first.capture_offset
+    assert second.flags == 0 and second.capture_index == first.capture_index
     # A held picture is released by the next picture's timestamp.
     client.queue_output(2, b"p2", 2 * SEC, hold=True)
     kernel.run_until(lambda: not d.transport.pending())
@@ -367,6 +372,142 @@ def test_flush_releases_held_capture_and_reaches_the_daemon():
     finish(kernel, client)
 
 
+def zeroed(cid) -> bytes:
+    return bytes(ffi.sizeof(uapi.CONTROL_STRUCTS[cid]))
+
+
+def test_h264_stream_carries_its_eight_controls():
+    kernel = SimKernel()
+    d = ScriptedDaemon(kernel.open_chardev()).attach(kernel)
+    client = SimClient(kernel, pixelformat=uapi.V4L2_PIX_FMT_H264_SLICE)
+    client.streamon()
+    client.queue_capture(0)
+    sps, pps, params = (uapi.V4L2_CID_STATELESS_H264_SPS, uapi.V4L2_CID_STATELESS_H264_PPS,
+                        uapi.V4L2_CID_STATELESS_H264_DECODE_PARAMS)
+    # Without DECODE_PARAMS the request does not validate.
+    with pytest.raises(OSError) as exc:
+        client.queue_output(0, b"\0\0\1slice", SEC, controls={sps: zeroed(sps)})
+    assert exc.value.errno == errno.EINVAL
+    # (OUTPUT 0 stays bound to that request until STREAMOFF gives it back.)
+    # The START_CODE menu may be set per request, like any control.
+    client.queue_output(1, b"\0\0\1slice", SEC, controls={
+        sps: zeroed(sps), pps: zeroed(pps), params: zeroed(params),
+        uapi.V4L2_CID_STATELESS_H264_START_CODE: 0})
+    assert not client.dqbuf(CAP).error
+    opened, decode = d.received[0], d.decodes[1]
+    assert opened.codec == proto.CODEC_H264 and decode.codec == proto.CODEC_H264
+    assert len(decode.controls) == 8                  # every control of the codec travels
+    assert decode.controls[uapi.V4L2_CID_STATELESS_H264_START_CODE] == struct.pack("<i", 0)
+    assert decode.controls[uapi.V4L2_CID_STATELESS_H264_DECODE_MODE] == struct.pack("<i", 1)
+    assert decode.controls[sps] == zeroed(sps)
+    finish(kernel, client)
+
+
+def test_av1_tile_groups_are_a_dynamic_array():
+    kernel = SimKernel()
+    d = ScriptedDaemon(kernel.open_chardev()).attach(kernel)
+    client = SimClient(kernel, pixelformat=uapi.V4L2_PIX_FMT_AV1_FRAME)
+    client.streamon()
+    client.queue_capture(0)
+    seq, frame, tiles = (uapi.V4L2_CID_STATELESS_AV1_SEQUENCE, uapi.V4L2_CID_STATELESS_AV1_FRAME,
+                         uapi.V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY)
+    three = b"\1" * (3 * ffi.sizeof(uapi.CONTROL_STRUCTS[tiles]))
+    client.queue_output(0, b"obu", SEC, controls={seq: zeroed(seq), frame: zeroed(frame),
+                                                  tiles: three})
+    assert not client.dqbuf(CAP).error
+    assert d.decodes[1].controls[tiles] == three
+    assert len(d.decodes[1].controls) == 4
+    req = client.alloc_request()
+    with pytest.raises(OSError) as exc:
+        client.set_controls(req, {tiles: three[:-1]})  # not a whole number of entries
+    assert exc.value.errno == errno.EFAULT
+    finish(kernel, client)
+
+
+def test_decode_carries_the_codec_controls():
+    """The request's values, and the codec's other controls at their current values."""
+    kernel, d, client = make()
+    client.queue_capture(0)
+    client.queue_capture(1)
+    req = client.alloc_request()
+    frame = ffi.new("struct v4l2_ctrl_vp9_frame *", {"profile": 2})
+    ctrl = ffi.new("struct v4l2_ext_control[1]")
+    ctrl[0].id, ctrl[0].size, ctrl[0].ptr = (uapi.V4L2_CID_STATELESS_VP9_FRAME,
+                                             ffi.sizeof(frame[0]), frame)
+    ctrls = ffi.new("struct v4l2_ext_controls *", {"which": uapi.V4L2_CTRL_WHICH_REQUEST_VAL,
+                                                   "count": 1, "request_fd": req})
+    ctrls.controls = ctrl
+    client.sys.ioctl(client.fd, uapi.VIDIOC_S_EXT_CTRLS, ctrls)
+    b, planes = client.new_buffer(OUT, 0)
+    planes[0].bytesused, b.flags, b.request_fd = 1, uapi.V4L2_BUF_FLAG_REQUEST_FD, req
+    client.sys.ioctl(client.fd, uapi.VIDIOC_QBUF, b)
+    client.sys.ioctl(req, uapi.MEDIA_REQUEST_IOC_QUEUE)
+    client.requests[0] = req
+    client.dqbuf(CAP)
+    sent = d.decodes[1].controls[uapi.V4L2_CID_STATELESS_VP9_FRAME]
+    assert sent == bytes(ffi.buffer(frame))
+    assert set(d.decodes[1].controls) == {
+        cid for cid in (uapi.V4L2_CID_STATELESS_VP9_FRAME,
+                        uapi.V4L2_CID_STATELESS_VP9_COMPRESSED_HDR)
+        if cid in uapi.CONTROL_STRUCTS}
+    finish(kernel, client)
+
+
+def test_p010_capture_layout_reaches_the_daemon():
+    kernel = SimKernel()
+    d = ScriptedDaemon(kernel.open_chardev()).attach(kernel)
+    client = SimClient(kernel, n_capture=0, width=100, height=51)
+    client.reqbufs(CAP, 0)
+    client.s_fmt(CAP, uapi.V4L2_PIX_FMT_P010, 0, 0)
+    client.n_capture = client.reqbufs(CAP, 2)
+    client.cap_maps = [client.map(CAP, i) for i in range(2)]
+    client.streamon()
+    client.queue_capture(1)
+    client.queue_output(0, b"x", SEC)
+    assert client.dqbuf(CAP).index == 1
+    decode = d.decodes[1]
+    assert decode.capture_fourcc == uapi.V4L2_PIX_FMT_P010
+    assert [(p.offset, p.bytesperline, p.height) for p in decode.planes] == \
+        [(0, 224, 51), (224 * 51, 224, 26)]
+    assert decode.capture_size == 224 * 77 and decode.capture_index == 1
+    finish(kernel, client)
+
+
+def test_flush_with_srcs_queued_follows_the_last_decode():
+    kernel, d, client = make(policy=lambda m: "none")
+    for i in range(2):
+        client.queue_capture(i)
+    client.queue_output(0, b"a", 1 * SEC, hold=True)
+    client.queue_output(1, b"b", 2 * SEC, hold=True)
+    client.flush()                       # OUTPUT 1 is still queued: FLUSH waits for it
+    kernel.run_until(lambda: not d.transport.pending())
+    assert [m.type for m in d.received] == [proto.MSG_STREAM_OPEN, proto.MSG_DECODE]
+    d.transport.send(d.frame(1, proto.FRAME_SRC_CONSUMED))      # slice 1 held
+    kernel.run_until(lambda: not d.transport.pending())
+    assert [m.type for m in d.received][2:] == [proto.MSG_DECODE, proto.MSG_FLUSH]
+    # The last src lost its HOLD flag: its dst completes when the daemon answers.
+    assert not d.decodes[2].flags & proto.DECODE_HOLD_CAPTURE
+    d.transport.send(d.frame(2, proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS,
+                             plane_bytes=[1]))
+    assert client.dqbuf(CAP).timestamp_ns == 1 * SEC     # slice 1's picture, released
+    assert client.dqbuf(CAP).timestamp_ns == 2 * SEC
+    finish(kernel, client)
+
+
+def test_a_daemon_that_does_not_read_fails_jobs_at_once():
+    kernel, d, client = make()
+    kernel.faults.stall_daemon = True
+    for _ in range(64):                  # fill the chardev's queue with PONGs
+        d.transport.send(proto.Message(proto.MSG_PING))
+    with pytest.raises(OSError) as exc:
+        d.transport.send(proto.Message(proto.MSG_PING))
+    assert exc.value.errno == errno.ENOSPC
+    client.queue_capture(0)
+    client.queue_output(0, b"a", SEC)
+    assert client.dqbuf(CAP).error and kernel.clock == 0
+    finish(kernel, client)
+
+
 # ------------------------------------------------------------------ failures
 
 def test_streamoff_mid_flight_returns_everything():
@@ -390,9 +531,11 @@ def test_streamoff_mid_flight_returns_everything():
     client.streamoff(CAP)
     assert kernel.ledger.outstanding() == []
     assert kernel.clock == 0             # nothing waited
-    # A late answer for the cancelled cookie is counted and dropped.
-    d.transport.send(proto.FrameResponse(stream_id=client.ctx.id, cookie=1,
-                                         flags=proto.FRAME_SRC_CONSUMED))
+    # A late answer for the cancelled cookie is counted and refused with ENOENT.
+    with pytest.raises(OSError) as exc:
+        d.transport.send(proto.FrameResponse(stream_id=client.ctx.id, cookie=1,
+                                             flags=proto.FRAME_SRC_CONSUMED))
+    assert exc.value.errno == errno.ENOENT
     assert kernel.stats.unknown_cookie == 1
     finish(kernel, client)
 
@@ -423,7 +566,10 @@ def test_stalled_daemon_poll_times_out_in_virtual_time():
     assert client.sys.poll([(client.fd, select.POLLIN)], None) == [(client.fd, select.POLLIN)]
     assert kernel.stats.watchdog_expiries == 1
     assert client.dqbuf(CAP).error
-    assert d.transport.pending() == 1     # STREAM_OPEN; the cancelled DECODE was withdrawn
+    assert d.transport.pending() == 2     # STREAM_OPEN and the cancelled job's DECODE
+    kernel.faults.stall_daemon = False
+    kernel.run_until(lambda: not d.transport.pending())
+    assert [e.errno for e in d.refused] == [errno.EINVAL]   # its CAPTURE cannot be mapped
     finish(kernel, client)
 
 
@@ -515,14 +661,21 @@ def test_duplicate_and_unknown_responses_are_counted_not_fatal():
     client.queue_capture(0)
     client.queue_output(0, b"a", SEC)
     client.dqbuf(OUT)
-    d.transport.send(d.frame(1, proto.FRAME_SRC_CONSUMED))        # second SRC_CONSUMED
+    with pytest.raises(OSError) as exc:
+        d.transport.send(d.frame(1, proto.FRAME_SRC_CONSUMED))    # a second SRC_CONSUMED
+    assert exc.value.errno == errno.EALREADY
     assert kernel.stats.duplicate_response == 1
-    d.transport.send(proto.FrameResponse(stream_id=1, cookie=77, flags=proto.FRAME_HAS_PIXELS))
+    with pytest.raises(OSError) as exc:
+        d.transport.send(proto.FrameResponse(stream_id=1, cookie=77, flags=proto.FRAME_ERROR))
+    assert exc.value.errno == errno.ENOENT
     assert kernel.stats.unknown_cookie == 1
     d.send_pixels(1)
     assert not client.dqbuf(CAP).error
-    d.transport.send(d.frame(1, proto.FRAME_HAS_PIXELS))            # finished cookie
+    with pytest.raises(OSError) as exc:                           # a finished cookie
+        d.transport.send(d.frame(1, proto.FRAME_HAS_PIXELS, plane_bytes=[1]))
+    assert exc.value.errno == errno.ENOENT
     assert kernel.stats.unknown_cookie == 2
+    assert kernel.stats.rejected_messages == 0
     finish(kernel, client)
 
 
@@ -545,9 +698,12 @@ def test_bytesused_larger_than_the_buffer_is_an_error():
     client.queue_capture(0)
     client.queue_output(0, b"a", SEC)
     kernel.run_until(lambda: not d.transport.pending())
-    d.transport.send(d.frame(1, proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS,
-                             plane_bytes=[d.decodes[1].capture_size + 1]))
-    assert client.dqbuf(CAP).error
+    with pytest.raises(OSError) as exc:
+        d.transport.send(d.frame(1, proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS,
+                                 plane_bytes=[d.decodes[1].capture_size + 1]))
+    assert exc.value.errno == errno.EOVERFLOW
+    assert kernel.stats.rejected_messages == 1
+    assert client.dqbuf(CAP).error             # the job completed with ERROR
     finish(kernel, client)
 
 

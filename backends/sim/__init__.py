@@ -6,8 +6,9 @@ and the daemon through ``kernel.open_chardev()``; blocking client calls drive it
 """
 from .chardev import SimTransport
 from .context import SimContext
-from .kernel import (EntryState, Faults, InflightEntry, SimDeadlock, SimEvent, SimKernel,
-                     SimStats)
+from .inflight import EntryState, InflightEntry
+from .kernel import SimDeadlock, SimKernel
+from .stats import Faults, SimEvent, SimStats
 from .request import MediaRequest, ReqState
 from .syscalls import SimSyscalls
 from .vb2 import BufState, Ledger, Vb2Buffer, Vb2Queue

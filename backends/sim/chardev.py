@@ -16,9 +16,15 @@ from ...transport import Transport
 
 log = logging.getLogger("daedalus_v4l2.sim")
 
-# Chardev mmap offsets name a CAPTURE buffer device-wide: the context id above
-# bit 32, the buffer's (page-aligned) V4L2 mem_offset below.
-_CTX_SHIFT = 32
+# A DECODE's capture_offset is its cookie in pages, as in the module: the mmap
+# offset names the job, and through it the CAPTURE buffer.
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+# Messages the kernel keeps for a daemon that is not reading (DV_OUTQ_MAX); a job
+# that does not fit fails at once.
+OUTQ_MAX = 64
+_FRAME_FLAGS = proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS | proto.FRAME_ERROR
+MAX_ERRNO = 4095
 
 
 class Chardev:
@@ -55,67 +61,106 @@ class Chardev:
 
     # ---- kernel -> daemon
 
-    def queue(self, msg: proto.AnyMessage, cookie: int = 0) -> None:
+    def room(self) -> int:
+        return OUTQ_MAX - len(self.fifo)
+
+    def queue(self, msg: proto.AnyMessage, cookie: int = 0) -> bool:
+        """Queue one message for the daemon; False (and a log line) when the queue is full."""
+        ctx = self.kernel.context_by_id(msg.stream_id)
+        if self.room() <= 0:
+            log.warning("stream %d: %s lost (daemon not reading)", msg.stream_id,
+                        type(msg).__name__)
+            return False
         self.fifo.append((cookie, proto.encode(msg)))
-        self.kernel.emit("send", cookie or None, self.kernel.context_by_id(msg.stream_id),
-                         type(msg).__name__)
+        self.kernel.emit("send", cookie or None, ctx, _msg_name(msg))
+        return True
 
     def read(self) -> bytes | None:
         return self.fifo.popleft()[1] if self.fifo else None
 
-    def purge(self, cookie: int) -> None:
-        """A cancelled job's DECODE that the daemon has not read yet is withdrawn."""
-        if any(c == cookie for c, _ in self.fifo):
-            self.fifo = deque(item for item in self.fifo if item[0] != cookie)
-
     # ---- daemon -> kernel
 
     def write(self, data: bytes) -> None:
-        """The write() handler: one whole message, checked, applied at once."""
+        """The write() handler: one whole message, checked, applied at once; errors
+        as the module's write() returns them (OSError with that errno)."""
         kernel = self.kernel
         try:
             msg = proto.parse(data)
-            self._dispatch(msg)
+            if msg.type == proto.MSG_FRAME:
+                _check_frame(data)
         except ProtocolError as exc:
-            kernel.stats.rejected_messages += 1
-            kernel.emit("reject", None, None, str(exc))
-            log.warning("rejected message from the daemon: %s", exc)
-            raise OSError(errno.EINVAL, f"rejected by {kernel.chardev_path}: {exc}") from exc
+            self.reject(str(exc))
+        ret = self._dispatch(msg)
+        if ret:
+            raise OSError(-ret, f"{kernel.chardev_path}: {msg.type} cookie {msg.cookie}: "
+                          f"{errno.errorcode.get(-ret, ret)}")
 
-    def _dispatch(self, msg: proto.AnyMessage) -> None:
+    def reject(self, why: str):
+        """dv_reject: counted, logged, EINVAL to the writer."""
+        self.kernel.stats.rejected_messages += 1
+        self.kernel.emit("reject", None, None, why)
+        log.warning("rejected message from the daemon: %s", why)
+        raise OSError(errno.EINVAL, f"rejected by {self.kernel.chardev_path}: {why}")
+
+    def _dispatch(self, msg: proto.AnyMessage) -> int:
         kernel = self.kernel
         if msg.type == proto.MSG_FRAME:
             if kernel.faults.drop_responses > 0:
                 kernel.faults.drop_responses -= 1
                 kernel.emit("dropped", msg.cookie, None, "fault: response lost")
-                return
-            kernel.handle_frame(msg)
-        elif msg.type == proto.MSG_FLUSH_DONE:
+                return 0
+            return kernel.handle_frame(msg)
+        if msg.type == proto.MSG_FLUSH_DONE:
             kernel.flush_done(msg.stream_id)
-        elif msg.type == proto.MSG_PING:
-            self.queue(proto.Message(proto.MSG_PONG, cookie=msg.cookie, stream_id=msg.stream_id))
-        elif msg.type == proto.MSG_PONG:
+            return 0
+        if msg.type == proto.MSG_PING:
+            pong = proto.Message(proto.MSG_PONG, cookie=msg.cookie, stream_id=msg.stream_id)
+            return 0 if self.queue(pong) else -errno.ENOSPC
+        if msg.type == proto.MSG_PONG:
             kernel.emit("pong", msg.cookie)
-        else:
-            raise ProtocolError(f"message type {msg.type} only goes from kernel to daemon")
+            return 0
+        self.reject(f"type {msg.type} is not a daemon-to-kernel message")
 
     # ---- mmap
 
-    def capture_offset(self, ctx, dst) -> int:
-        return (ctx.id << _CTX_SHIFT) | dst.mem_offset
+    @staticmethod
+    def capture_offset(cookie: int) -> int:
+        return cookie << PAGE_SHIFT
 
     def map_capture(self, req: proto.DecodeRequest) -> memoryview:
-        """mmap at a DECODE's capture_offset: only the dst of a job still in flight."""
-        kernel = self.kernel
-        ctx = kernel.context_by_id(req.capture_offset >> _CTX_SHIFT)
-        buf = ctx.cap_q.by_offset(req.capture_offset & 0xFFFFFFFF) if ctx else None
-        entry = kernel.find_entry(req.cookie)
-        if buf is None or entry is None or entry.dst is not buf:
-            raise OSError(errno.EINVAL, f"mmap offset 0x{req.capture_offset:x} for cookie "
-                          f"{req.cookie}: not the CAPTURE buffer of a job in flight")
-        if req.capture_size > buf.length:
-            raise OSError(errno.EINVAL, f"mmap of {req.capture_size} bytes, buffer has {buf.length}")
-        return memoryview(buf.mem)
+        """mmap at a DECODE's capture_offset: the dst of that job, while it is in flight."""
+        cookie = req.capture_offset >> PAGE_SHIFT
+        entry = self.kernel.find_entry(cookie)
+        if req.capture_offset % PAGE_SIZE or entry is None or entry.dst is None:
+            self.reject(f"mmap at offset 0x{req.capture_offset:x}: no such job in flight")
+        length = entry.dst.length
+        if req.capture_size > -(-length // PAGE_SIZE) * PAGE_SIZE:
+            self.reject(f"cookie {cookie}: mmap of {req.capture_size} bytes, buffer has {length}")
+        return memoryview(entry.dst.mem)
+
+
+def _msg_name(msg) -> str:
+    return {proto.MSG_STREAM_OPEN: "STREAM_OPEN", proto.MSG_STREAM_CLOSE: "STREAM_CLOSE",
+            proto.MSG_DECODE: "DECODE", proto.MSG_FLUSH: "FLUSH",
+            proto.MSG_PONG: "PONG"}.get(msg.type, str(msg.type))
+
+
+def _check_frame(data: bytes) -> None:
+    """dv_check_frame: what proto.parse does not look at."""
+    r = proto.ffi.cast("struct dv4l2_frame_resp *",
+                       proto.ffi.from_buffer(data[proto.HEADER_SIZE:]))
+    if not r.flags or r.flags & ~_FRAME_FLAGS:
+        raise ProtocolError(f"FRAME flags 0x{r.flags:x}")
+    if r.status > 0 or r.status < -MAX_ERRNO:
+        raise ProtocolError(f"FRAME status {r.status}")
+    if r.num_planes > proto.MAX_PLANES or r.reserved:
+        raise ProtocolError(f"FRAME num_planes {r.num_planes} reserved 0x{r.reserved:x}")
+    if r.flags & proto.FRAME_HAS_PIXELS and r.num_planes < 1:
+        raise ProtocolError("FRAME with pixels but no plane")
+    if any(r.plane_bytes[i] for i in range(r.num_planes, proto.MAX_PLANES)):
+        raise ProtocolError("FRAME plane_bytes past num_planes")
+    if b"\0" not in bytes(proto.ffi.buffer(r.reason)):
+        raise ProtocolError("FRAME reason not NUL-terminated")
 
 
 class SimTransport(Transport):
@@ -150,3 +195,8 @@ class SimTransport(Transport):
     def pending(self) -> int:
         """Messages queued for the daemon (poll's POLLIN on the real chardev)."""
         return 0 if self.closed else len(self.kernel.chardev.fifo)
+
+    def next_size(self) -> int:
+        """FIONREAD: the size of the next message, 0 if none."""
+        fifo = self.kernel.chardev.fifo
+        return len(fifo[0][1]) if fifo and not self.closed else 0

@@ -1,8 +1,6 @@
 """SimContext: one open of the video node (a v4l2_m2m_ctx plus the driver's state)."""
 from __future__ import annotations
 
-import struct
-
 from ... import proto
 from ...v4l2 import uapi
 from . import formats
@@ -23,7 +21,7 @@ class SimContext:
         self.held = None            # the InflightEntry whose dst is held for more slices
         self.flush_pending = False  # FLUSH arrived while a HOLD job ran: do not hold its dst
         self.frame = 0              # pictures started (FIRST_SLICE), for logs and the TUI
-        self.menu = dict(formats.MENU_DEFAULTS)
+        # Current control values, as bytes (menus as s32); unset ones read as defaults.
         self.cur_controls: dict[int, bytes] = {}
         self.subscribed: set[int] = set()
         self.closed = False
@@ -42,14 +40,18 @@ class SimContext:
             return self.cap_q
         return None
 
-    def decode_controls(self, request) -> dict[int, bytes]:
-        """The request's controls as the DECODE message carries them.  For H.264 the
-        device-wide menu controls go too (s32), since the daemon parses by START_CODE."""
-        controls = dict(request.controls) if request is not None else {}
-        if self.codec == proto.CODEC_H264:
-            for cid, value in self.menu.items():
-                controls.setdefault(cid, struct.pack("<i", value))
-        return controls
+    def control(self, cid: int) -> bytes:
+        return self.cur_controls.get(cid) or formats.default_value(cid)
+
+    def apply_request(self, request) -> None:
+        """v4l2_ctrl_request_setup: what the request set becomes current; the rest
+        keeps its value from earlier requests."""
+        if request is not None:
+            self.cur_controls.update(request.controls)
+
+    def decode_controls(self) -> dict[int, bytes]:
+        """Every control of the codec with its current value: what a DECODE carries."""
+        return {cid: self.control(cid) for cid in formats.codec_controls(self.codec)}
 
     def stream_open(self) -> proto.StreamOpen:
         return proto.StreamOpen(self.id, self.codec, self.out_fmt.pixelformat,

@@ -1,6 +1,7 @@
 """Formats and controls of the decoder, as driver-model.md's "Formats" section says."""
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from ... import proto
@@ -92,31 +93,96 @@ def write_format(f, fmt: Format) -> None:
 
 # ---- controls -------------------------------------------------------------------------
 
-# H.264 integer menu controls (set on the device, not per request): allowed values.
-MENU_CONTROLS = {
-    uapi.V4L2_CID_STATELESS_H264_DECODE_MODE: (0, 1),   # SLICE_BASED, FRAME_BASED
-    uapi.V4L2_CID_STATELESS_H264_START_CODE: (0, 1),    # NONE, ANNEX_B
-}
-MENU_DEFAULTS = {
-    uapi.V4L2_CID_STATELESS_H264_DECODE_MODE: 1,
-    uapi.V4L2_CID_STATELESS_H264_START_CODE: 1,
-}
-# The controls a request must carry, by codec.  Looked up by name so that codecs
-# whose control structs are not in uapi.CONTROL_STRUCTS yet require nothing.
-_REQUIRED_NAMES = {
-    proto.CODEC_VP9: ("V4L2_CID_STATELESS_VP9_FRAME",),
-    proto.CODEC_H264: ("V4L2_CID_STATELESS_H264_SPS", "V4L2_CID_STATELESS_H264_PPS",
-                       "V4L2_CID_STATELESS_H264_DECODE_PARAMS"),
-    proto.CODEC_AV1: ("V4L2_CID_STATELESS_AV1_SEQUENCE", "V4L2_CID_STATELESS_AV1_FRAME"),
+@dataclass(frozen=True)
+class CtrlDesc:
+    """One control of a codec, as the module's dv_ctrl_descs[]."""
+    name: str                 # the uapi constant, looked up when used
+    required: bool = False    # a request without it fails validation
+    dims: int = 1             # array controls: at most this many elements
+    dynamic: bool = False     # V4L2_CTRL_FLAG_DYNAMIC_ARRAY: 1..dims elements, as many as set
+    menu: tuple = ()          # integer menu controls: allowed values (s32 payload)
+    default: int = 0
+
+
+# The module's table, in its order: the OUTPUT format picks which controls a DECODE
+# carries and which a request needs.  A compound control whose struct is not in
+# uapi.CONTROL_STRUCTS yet is skipped (the sim cannot size it, no client can set it).
+CODEC_CONTROLS = {
+    proto.CODEC_VP9: (CtrlDesc("V4L2_CID_STATELESS_VP9_FRAME", required=True),
+                      CtrlDesc("V4L2_CID_STATELESS_VP9_COMPRESSED_HDR")),
+    proto.CODEC_H264: (CtrlDesc("V4L2_CID_STATELESS_H264_SPS", required=True),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_PPS", required=True),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_SCALING_MATRIX"),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_DECODE_PARAMS", required=True),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_SLICE_PARAMS"),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_PRED_WEIGHTS"),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_DECODE_MODE", menu=(0, 1), default=1),
+                       CtrlDesc("V4L2_CID_STATELESS_H264_START_CODE", menu=(0, 1), default=1)),
+    proto.CODEC_AV1: (CtrlDesc("V4L2_CID_STATELESS_AV1_SEQUENCE", required=True),
+                      CtrlDesc("V4L2_CID_STATELESS_AV1_FRAME", required=True),
+                      CtrlDesc("V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY",
+                               dims=getattr(uapi, "V4L2_AV1_MAX_TILE_COUNT", 512), dynamic=True),
+                      CtrlDesc("V4L2_CID_STATELESS_AV1_FILM_GRAIN")),
 }
 
 
-def control_size(cid: int) -> int | None:
-    """The payload size of a compound stateless control, None if it is not one."""
-    ctype = uapi.CONTROL_STRUCTS.get(cid)
-    return None if ctype is None else uapi.ffi.sizeof(ctype)
+def _cid(desc: CtrlDesc) -> int | None:
+    return getattr(uapi, desc.name, None)
+
+
+def _usable(desc: CtrlDesc) -> bool:
+    cid = _cid(desc)
+    return cid is not None and (bool(desc.menu) or cid in uapi.CONTROL_STRUCTS)
+
+
+def all_controls() -> dict[int, CtrlDesc]:
+    """Every control the device registers (every codec's, as visl does), by id."""
+    return {_cid(d): d for descs in CODEC_CONTROLS.values() for d in descs if _usable(d)}
+
+
+def codec_controls(codec: int) -> list[int]:
+    """The ids a DECODE of this codec carries, in the module's order."""
+    return [_cid(d) for d in CODEC_CONTROLS.get(codec, ()) if _usable(d)]
 
 
 def required_controls(codec: int) -> list[int]:
-    cids = (getattr(uapi, name, None) for name in _REQUIRED_NAMES.get(codec, ()))
-    return [cid for cid in cids if cid in uapi.CONTROL_STRUCTS]
+    return [_cid(d) for d in CODEC_CONTROLS.get(codec, ()) if d.required and _usable(d)]
+
+
+def control_desc(cid: int) -> CtrlDesc | None:
+    return all_controls().get(cid)
+
+
+def elem_size(cid: int) -> int | None:
+    """Bytes of one element: a menu's s32 or the control's struct; None if the device
+    has no such control."""
+    desc = control_desc(cid)
+    if desc is None:
+        return None
+    return 4 if desc.menu else uapi.ffi.sizeof(uapi.CONTROL_STRUCTS[cid])
+
+
+def dynamic_element_size(cid: int) -> int | None:
+    """The element size of a dynamic array control, None for any other control."""
+    desc = control_desc(cid)
+    return elem_size(cid) if desc is not None and desc.dynamic else None
+
+
+def control_size(cid: int) -> int | None:
+    """Payload bytes of a control (the most, for a dynamic array)."""
+    size = elem_size(cid)
+    return None if size is None else size * control_desc(cid).dims
+
+
+def menu_values(cid: int) -> tuple:
+    desc = control_desc(cid)
+    return desc.menu if desc is not None else ()
+
+
+def default_value(cid: int) -> bytes:
+    desc = control_desc(cid)
+    if desc is not None and desc.menu:
+        return struct.pack("<i", desc.default)
+    if desc is not None and desc.dynamic:
+        return bytes(elem_size(cid))          # one zeroed element
+    return bytes(control_size(cid) or 0)

@@ -7,20 +7,21 @@ called), so a run is a deterministic function of the calls made.
 """
 from __future__ import annotations
 
-import enum
 import errno
 import itertools
 import logging
 import random
-from dataclasses import dataclass, field
 from typing import Callable
 
 from ... import proto
-from ...errors import DeviceError, InvariantError, ProtocolError
+from ...errors import DeviceError, InvariantError
+from ...v4l2 import uapi
 from . import formats
 from .chardev import Chardev, SimTransport
 from .context import SimContext
+from .inflight import EntryState, InflightEntry
 from .request import release_request
+from .stats import Faults, SimEvent, SimStats
 from .vb2 import BufState, Ledger, Vb2Buffer
 
 log = logging.getLogger("daedalus_v4l2.sim")
@@ -33,75 +34,6 @@ class SimDeadlock(DeviceError):
 
     def __init__(self, message: str) -> None:
         super().__init__(errno.EDEADLK, message)
-
-
-class EntryState(enum.Enum):
-    SENT = "sent"        # DECODE queued for the daemon, no answer yet
-    PARKED = "parked"    # src consumed, picture not ready; dst stays on the entry
-    HELD = "held"        # src consumed, dst held for the next slice of its picture
-    READY = "ready"      # dst may complete once every earlier entry of its context has
-    DONE = "done"
-    ERROR = "error"
-
-
-@dataclass(eq=False)
-class InflightEntry:
-    cookie: int
-    ctx: SimContext
-    src: Vb2Buffer | None          # None once the OUTPUT buffer has been returned
-    dst: Vb2Buffer
-    state: EntryState
-    sent_at: int                   # virtual ms
-    frame: int
-    hold: bool = False             # src had V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF
-    first_slice: bool = True
-    consumed: bool = False
-    pixels: bool = False           # HAS_PIXELS or ERROR seen
-    error: bool = False
-    bytesused: int = 0
-
-    @property
-    def ctx_id(self) -> int:
-        return self.ctx.id
-
-    def __repr__(self) -> str:
-        return (f"<InflightEntry cookie={self.cookie} ctx={self.ctx.id} {self.state.value} "
-                f"src={self.src!r} dst={self.dst!r} frame={self.frame}>")
-
-
-@dataclass
-class SimStats:
-    jobs: int = 0
-    done: int = 0
-    errors: int = 0
-    watchdog_expiries: int = 0
-    unknown_cookie: int = 0
-    duplicate_response: int = 0
-    rejected_messages: int = 0
-    parked_now: int = 0
-    parked_max: int = 0
-
-
-@dataclass
-class SimEvent:
-    kind: str
-    cookie: int | None
-    ctx_id: int | None
-    detail: str
-    clock: int                     # virtual ms
-
-
-@dataclass
-class Faults:
-    """Knobs for tests and the TUI: make the daemon side misbehave on purpose."""
-    drop_responses: int = 0        # the next N FRAME messages written are lost
-    stall_daemon: bool = False     # the daemon gets no messages (stuck); timers still fire
-    corrupt_bitstreams: int = 0    # the next N DECODE bitstreams get bytes flipped
-    _kernel: "SimKernel" = field(default=None, repr=False)
-
-    def kill_daemon(self) -> None:
-        """Close the chardev as if the daemon process died."""
-        self._kernel.chardev.kill()
 
 
 class SimKernel:
@@ -130,6 +62,7 @@ class SimKernel:
         self._ctx_ids = itertools.count(1)
         self._subscribers: list[Callable[[SimEvent], None]] = []
         self._in_run = False
+        self.retired_held = 0       # held entries whose dst the next slice took over
 
     # ------------------------------------------------------------------ public API
 
@@ -261,7 +194,7 @@ class SimKernel:
         entry, ctx.held = ctx.held, None
         if entry is None:
             return
-        entry.state = EntryState.READY
+        self._set_entry(entry, EntryState.READY)
         self.emit("release_held", entry.cookie, ctx, why)
         self.complete_in_order(ctx)
 
@@ -282,43 +215,50 @@ class SimKernel:
         src = ctx.out_q.ready.first()
         ctx.out_q.ready.del_(src)
         src.set_state(BufState.ACTIVE)
-        held = ctx.held
+        held, error = ctx.held, False
         if held is not None and held.dst.timestamp_ns == src.timestamp_ns:
-            dst, first = self._retire_held(held), False
+            dst, first, error = self._retire_held(held), False, held.error
         else:
             self.release_held(ctx, "new picture")
             dst, first = self._claim_dst(ctx), True
-            dst.timestamp_ns, dst.error = src.timestamp_ns, False
+            dst.timestamp_ns = src.timestamp_ns     # v4l2_m2m_buf_copy_metadata
             ctx.frame += 1
-        hold = bool(src.flags & formats.uapi.V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF)
+        hold = bool(src.flags & uapi.V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF)
         entry = InflightEntry(next(self._cookies), ctx, src, dst, EntryState.SENT, self.clock,
-                              ctx.frame, hold=hold, first_slice=first)
+                              ctx.frame, hold=hold, first_slice=first, error=error,
+                              bytesused=dst.length)
         self.inflight.append(entry)
         self.running = entry
         self.stats.jobs += 1
         self.emit("device_run", entry.cookie, ctx,
                   f"src {src.index} dst {dst.index} frame {entry.frame}")
-        if not self.chardev.is_open:
-            log.error("ctx %d cookie %d: no daemon attached, failing the job", ctx.id, entry.cookie)
-            self.fail_entry(entry, "no daemon")
+        # v4l2_ctrl_request_setup: the request's controls become the context's current ones
+        ctx.apply_request(src.request)
+        if not self._send_decode(entry):
+            why = "no daemon" if not self.chardev.is_open else "daemon not reading"
+            self.fail_entry(entry, why)
             self.complete_in_order(ctx)
-            return
-        self._send_decode(entry)
 
     def _retire_held(self, held: InflightEntry) -> Vb2Buffer:
-        """The held entry's slice is done; its dst goes on with the next slice's job."""
+        """The held entry only carried the dst; the next slice's job takes it over."""
         held.ctx.held = None
         self.inflight.remove(held)
-        held.state = EntryState.DONE
-        self.stats.done += 1
+        self.retired_held += 1
         dst = held.dst
-        dst.error = dst.error or held.error
         if self.claim_policy == "device_run":
             dst.set_state(BufState.ACTIVE)
         return dst
 
-    def _send_decode(self, entry: InflightEntry) -> None:
+    def _send_decode(self, entry: InflightEntry) -> bool:
+        """Queue STREAM_OPEN (first job of a session), DECODE, and a FLUSH that waited
+        for this src: all or nothing.  False when there is no daemon or no room."""
         ctx, src, dst = entry.ctx, entry.src, entry.dst
+        need = 1 + (not ctx.session_open)
+        if not self.chardev.is_open or self.chardev.room() < need:
+            log.error("ctx %d cookie %d: %s, failing the job", ctx.id, entry.cookie,
+                      "no daemon attached" if not self.chardev.is_open else
+                      f"daemon not reading ({len(self.chardev.fifo)} messages queued)")
+            return False
         if not ctx.session_open:
             self.chardev.queue(ctx.stream_open())
             ctx.session_open = True
@@ -330,9 +270,14 @@ class SimKernel:
             capture_fourcc=ctx.cap_fmt.pixelformat, capture_index=dst.index,
             capture_size=dst.length, output_index=src.index,
             planes=formats.capture_planes(ctx.cap_fmt),
-            controls=ctx.decode_controls(src.request), bitstream=self._bitstream(src),
-            capture_offset=self.chardev.capture_offset(ctx, dst), flags=flags)
+            controls=ctx.decode_controls(), bitstream=self._bitstream(src),
+            capture_offset=self.chardev.capture_offset(entry.cookie), flags=flags)
         self.chardev.queue(req, entry.cookie)
+        if ctx.flush_pending and not len(ctx.out_q.ready):
+            # DECODER_CMD(FLUSH) came with srcs queued: it follows the last one's DECODE
+            ctx.flush_pending = False
+            self.chardev.queue(proto.Message(proto.MSG_FLUSH, stream_id=ctx.id))
+        return True
 
     def _bitstream(self, src: Vb2Buffer) -> bytes:
         data = bytes(src.mem[:src.bytesused])
@@ -356,11 +301,10 @@ class SimKernel:
             buf.request.complete()
         self.emit("buf_done", None, q.ctx, f"{buf.name} {'ERROR' if error else 'DONE'}")
 
-    def _return_src(self, entry: InflightEntry, error: bool) -> None:
-        src, entry.src = entry.src, None
-        entry.consumed = True
-        if src is not None:
-            self.buf_done(src, error)
+    def src_done(self, entry: InflightEntry, src: Vb2Buffer, error: bool) -> None:
+        """The job ends with its src (dv_src_done): returned, then the device is free."""
+        self.buf_done(src, error)
+        self.job_finish(entry)
 
     def job_finish(self, entry: InflightEntry) -> None:
         """v4l2_m2m_job_finish: the device is free; the next job may run."""
@@ -369,102 +313,115 @@ class SimKernel:
         self.running = None
         self.emit("job_finish", entry.cookie, entry.ctx)
         self.try_schedule(entry.ctx)
-        self._try_run()
 
     def complete_in_order(self, ctx: SimContext) -> None:
         """dst buffers complete strictly in cookie order within a context."""
         for entry in [e for e in self.inflight if e.ctx is ctx]:
             if entry.state is not EntryState.READY:
-                continue
+                break
             self._complete_entry(entry)
 
     def _complete_entry(self, entry: InflightEntry) -> None:
         if entry.state in (EntryState.DONE, EntryState.ERROR):
             raise InvariantError(f"cookie {entry.cookie} completed twice")
+        if entry.src is not None:
+            raise InvariantError(f"cookie {entry.cookie} completing with its src still claimed")
         self.inflight.remove(entry)
-        error = self.complete_dst(entry)
-        entry.state = EntryState.ERROR if error else EntryState.DONE
-        if error:
+        self.complete_dst(entry)
+        entry.state = EntryState.ERROR if entry.error else EntryState.DONE
+        if entry.error:
             self.stats.errors += 1
         else:
             self.stats.done += 1
-        self._update_parked()
         self.emit("complete", entry.cookie, entry.ctx, entry.state.value)
 
-    def complete_dst(self, entry: InflightEntry) -> bool:
+    def complete_dst(self, entry: InflightEntry) -> None:
+        """dv_dst_done: OUTPUT timestamp already copied; bytesused, field, sequence."""
         dst = entry.dst
-        error = entry.error or dst.error
-        if not error and entry.bytesused > dst.length:
-            log.error("ctx %d cookie %d: daemon wrote %d bytes into a %d-byte buffer",
-                      entry.ctx.id, entry.cookie, entry.bytesused, dst.length)
-            error = True
-        dst.bytesused = 0 if error else entry.bytesused
+        dst.bytesused = 0 if entry.error else entry.bytesused
         if self.claim_policy == "buf_done":
             dst.queue.ready.del_(dst)   # the late claim: a parked dst was still on the queue
-        self.buf_done(dst, error)
-        return error
+        self.buf_done(dst, entry.error)
 
     def fail_entry(self, entry: InflightEntry, why: str) -> None:
-        """ERROR for whatever the entry still holds; the caller runs complete_in_order."""
-        self.chardev.purge(entry.cookie)
+        """dv_fail_entry: ERROR; the src now, the dst in order (the caller runs
+        complete_in_order)."""
+        ctx = entry.ctx
+        if ctx.held is entry:
+            ctx.held = None
         entry.error = True
-        entry.pixels = True     # a late FRAME for it adds nothing: counted as a duplicate
-        if entry.src is not None:
-            self._return_src(entry, True)
-        if entry.ctx.held is entry:
-            entry.ctx.held = None
-        entry.state = EntryState.READY
-        self.emit("fail", entry.cookie, entry.ctx, why)
-        self.job_finish(entry)
+        self._set_entry(entry, EntryState.READY)
+        self.emit("fail", entry.cookie, ctx, why)
+        src, entry.src = entry.src, None
+        if src is not None:
+            self.src_done(entry, src, True)
 
     # ------------------------------------------------------------------ daemon responses
 
-    def handle_frame(self, resp: proto.FrameResponse) -> None:
-        """A FRAME message from the daemon (the chardev write handler calls this)."""
+    def handle_frame(self, resp: proto.FrameResponse) -> int:
+        """A FRAME from the daemon (dv_handle_frame): 0, or the -errno write() returns."""
         entry = self.find_entry(resp.cookie)
-        if entry is None or entry.state in (EntryState.DONE, EntryState.ERROR):
+        if entry is None:
             self.stats.unknown_cookie += 1
             self.emit("unknown_cookie", resp.cookie, None, f"flags 0x{resp.flags:x}")
-            log.warning("FRAME for unknown cookie %d dropped", resp.cookie)
-            return
-        if resp.stream_id != entry.ctx.id:
-            raise ProtocolError(f"FRAME for cookie {resp.cookie} names stream {resp.stream_id},"
-                                f" the job belongs to stream {entry.ctx.id}")
-        known = proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS | proto.FRAME_ERROR
-        error = bool(resp.flags & proto.FRAME_ERROR) or resp.status < 0
-        new_consume = bool(resp.flags & known) and not entry.consumed
-        new_pixels = bool(resp.flags & (proto.FRAME_HAS_PIXELS | proto.FRAME_ERROR)) or error
-        new_pixels = new_pixels and not entry.pixels
-        if not (new_consume or new_pixels):
-            self.stats.duplicate_response += 1
-            self.emit("duplicate_response", resp.cookie, entry.ctx, f"flags 0x{resp.flags:x}")
-            return
-        self.emit("frame", resp.cookie, entry.ctx, f"flags 0x{resp.flags:x}")
-        if new_pixels:
-            entry.pixels = True
-            entry.error = entry.error or error
-            entry.bytesused = resp.plane_bytes[0] if resp.plane_bytes else entry.dst.length
-        if new_consume:
-            self._consume(entry, error)
-        elif entry.state is EntryState.PARKED:
-            self._set_entry(entry, EntryState.READY)
-        self._update_parked()
-        self.complete_in_order(entry.ctx)
-
-    def _consume(self, entry: InflightEntry, error: bool) -> None:
+            log.info("FRAME for unknown or finished cookie %d dropped", resp.cookie)
+            return -errno.ENOENT
         ctx = entry.ctx
-        self._return_src(entry, error)
-        if entry.hold and not ctx.flush_pending:
+        if resp.stream_id != ctx.id:
+            self.stats.rejected_messages += 1
+            log.warning("cookie %d: FRAME names stream %d, the job is on stream %d",
+                        resp.cookie, resp.stream_id, ctx.id)
+            return -errno.EINVAL
+        src = entry.src
+        ret = self._apply_frame(entry, resp)
+        if ret == -errno.EALREADY:
+            self.stats.duplicate_response += 1
+            self.emit("duplicate_response", resp.cookie, ctx, f"flags 0x{resp.flags:x}")
+            return ret
+        if ret:
+            self.stats.rejected_messages += 1
+        self.emit("frame", resp.cookie, ctx, f"flags 0x{resp.flags:x} -> {entry.state.value}")
+        entry.src = None
+        # dst first: completing the src signals the request to the client
+        self.complete_in_order(ctx)
+        if src is not None:
+            self.src_done(entry, src, bool(resp.flags & proto.FRAME_ERROR) or resp.status != 0)
+        return ret
+
+    def _apply_frame(self, entry: InflightEntry, resp: proto.FrameResponse) -> int:
+        """HAS_PIXELS and ERROR imply SRC_CONSUMED.  Without pixels or error the dst is
+        parked, or held if the src asked for it; an error on a held picture is sticky
+        and the dst stays held (as v4l2_m2m_buf_done_and_job_finish does)."""
+        pixels = bool(resp.flags & proto.FRAME_HAS_PIXELS)
+        error = bool(resp.flags & proto.FRAME_ERROR) or resp.status != 0
+        consumes = entry.src is not None
+        if entry.state is EntryState.READY or not (consumes or pixels or error):
+            return -errno.EALREADY       # reported already, or a second SRC_CONSUMED
+        ret = 0
+        if pixels:
+            if resp.plane_bytes[0] > entry.dst.length:
+                log.warning("ctx %d cookie %d: %d bytes do not fit CAPTURE buffer %d (%d bytes)",
+                            entry.ctx.id, entry.cookie, resp.plane_bytes[0], entry.dst.index,
+                            entry.dst.length)
+                error, ret = True, -errno.EOVERFLOW
+            else:
+                entry.bytesused = resp.plane_bytes[0]
+        entry.error = entry.error or error
+        if pixels or (error and not entry.hold):
+            if entry.ctx.held is entry:
+                entry.ctx.held = None
+            self._set_entry(entry, EntryState.READY)
+        elif consumes and entry.hold:
             self._set_entry(entry, EntryState.HELD)
-            ctx.held = entry
-        else:
-            ctx.flush_pending = False
-            self._set_entry(entry, EntryState.READY if entry.pixels else EntryState.PARKED)
-        self.job_finish(entry)
+            entry.ctx.held = entry
+        elif consumes:
+            self._set_entry(entry, EntryState.PARKED)
+        return ret
 
     def _set_entry(self, entry: InflightEntry, state: EntryState) -> None:
-        """Entry state, mirrored on the dst buffer's vb2 state."""
+        """Entry state, mirrored on the dst buffer's vb2 state, parked counters kept."""
         entry.state = state
+        self._update_parked()
         if self.claim_policy != "device_run":
             return
         if state is EntryState.PARKED:
@@ -479,10 +436,12 @@ class SimKernel:
     # ------------------------------------------------------------------ stop, watchdog, daemon gone
 
     def cancel_context(self, ctx: SimContext, why: str) -> None:
-        """Every in-flight entry of the context ends with ERROR, now."""
+        """Every in-flight entry of the context ends with ERROR, now (dv_cancel_ctx):
+        also the ones whose pictures were ready but waited behind an earlier one."""
         for entry in [e for e in self.inflight if e.ctx is ctx]:
-            if entry.state is not EntryState.READY:
-                self.fail_entry(entry, why)
+            self.fail_entry(entry, why)
+        ctx.held = None
+        ctx.flush_pending = False
         self.complete_in_order(ctx)
 
     def stop_streaming(self, ctx: SimContext, q, how: str = "streamoff") -> None:
@@ -523,18 +482,17 @@ class SimKernel:
                 self.fail_entry(entry, "watchdog")
         for ctx in {e.ctx for e in expired}:
             self.complete_in_order(ctx)
-        self._update_parked()
 
     def daemon_gone(self) -> None:
-        """The chardev was closed: fail all in-flight work at once."""
+        """The chardev was closed (dv_fail_all): every in-flight job fails at once."""
         for ctx in self.contexts:
             ctx.session_open = False
+            ctx.flush_pending = False
         for entry in list(self.inflight):
-            if entry.state is not EntryState.READY:
+            if entry in self.inflight:
                 self.fail_entry(entry, "daemon closed the chardev")
         for ctx in list(self.contexts):
             self.complete_in_order(ctx)
-        self._update_parked()
         self.emit("daemon_gone")
 
     def close_context(self, ctx: SimContext) -> None:
@@ -552,14 +510,22 @@ class SimKernel:
         self.emit("ctx_close", ctx=ctx)
 
     def decoder_flush(self, ctx: SimContext) -> None:
-        """V4L2_DEC_CMD_FLUSH: release a held dst and ask the daemon to drain."""
-        running = self.running
-        if running is not None and running.ctx is ctx and running.hold:
-            ctx.flush_pending = True      # its dst will not be held when the src is consumed
-        self.release_held(ctx, "flush")
-        if ctx.session_open and self.chardev.is_open:
-            self.chardev.queue(proto.Message(proto.MSG_FLUSH, stream_id=ctx.id))
-        self.emit("flush", None, ctx)
+        """V4L2_DEC_CMD_FLUSH (dv_flush).  With srcs queued, the last one loses its HOLD
+        flag (so it releases the held dst) and FLUSH follows its DECODE; else a running
+        job of the context will not hold its dst, the held dst is released and FLUSH
+        goes now."""
+        last = ctx.out_q.ready.last()
+        if last is not None:
+            last.flags &= ~uapi.V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF
+            ctx.flush_pending = True
+        else:
+            for entry in self.inflight:
+                if entry.ctx is ctx and entry.state is EntryState.SENT:
+                    entry.hold = False
+            self.release_held(ctx, "flush")
+            if ctx.session_open and self.chardev.is_open and self.chardev.room():
+                self.chardev.queue(proto.Message(proto.MSG_FLUSH, stream_id=ctx.id))
+        self.emit("flush", None, ctx, "deferred" if last is not None else "now")
 
     def describe_wait(self, ctx: SimContext, q) -> str:
         """Why a blocking DQBUF cannot complete: for SimDeadlock's message."""

@@ -11,9 +11,9 @@ import errno
 import math
 import os
 import select
+import struct
 from dataclasses import dataclass
 
-from ... import proto
 from ...v4l2 import uapi
 from ...v4l2.syscalls import Syscalls, raise_errno
 from . import formats
@@ -198,18 +198,12 @@ class SimSyscalls(Syscalls):
                 raise_errno(errno.EBUSY, "S_FMT on OUTPUT with buffers allocated")
             ctx.out_fmt = new
             ctx.cap_fmt = formats.decoded_format(uapi.V4L2_PIX_FMT_NV12, new.width, new.height)
-            self._end_session(ctx)
+            ctx.session_open = False    # the next job opens the daemon session anew
         else:
             if ctx.cap_q.busy():
                 raise_errno(errno.EBUSY, "S_FMT on CAPTURE with buffers allocated")
             ctx.cap_fmt = new
         formats.write_format(fmt, new)
-
-    def _end_session(self, ctx):
-        """New stream parameters: the daemon session reopens at the next job."""
-        if ctx.session_open and self.kernel.chardev.is_open:
-            self.kernel.chardev.queue(proto.Message(proto.MSG_STREAM_CLOSE, stream_id=ctx.id))
-        ctx.session_open = False
 
     # ---- buffers
 
@@ -342,47 +336,53 @@ class SimSyscalls(Syscalls):
             raise_errno(errno.EINVAL, f"fd {fd} is not a request")
         return f.req
 
-    def _check_ctrls(self, c) -> list[tuple[int, object]]:
-        """(id, value) for each control, or EINVAL with error_idx at the bad one."""
-        out = []
+    def _check_ctrls(self, c) -> dict[int, bytes]:
+        """Every control's payload, or the error with error_idx at the bad one."""
+        out = {}
         for i in range(c.count):
             ctrl = c.controls[i]
             try:
-                out.append((ctrl.id, self._ctrl_value(ctrl)))
+                out[ctrl.id] = self._ctrl_value(ctrl)
             except OSError:
                 c.error_idx = i
                 raise
         return out
 
-    def _ctrl_value(self, ctrl):
-        if ctrl.id in formats.MENU_CONTROLS:
-            if ctrl.value not in formats.MENU_CONTROLS[ctrl.id]:
-                raise_errno(errno.ERANGE, f"control 0x{ctrl.id:x} value {ctrl.value}")
-            return ctrl.value
+    def _ctrl_value(self, ctrl) -> bytes:
+        """A control's payload as bytes (menus as s32).  Like the 6.12 core: a payload
+        smaller than the control is EFAULT, a larger one is accepted and size rewritten."""
         size = formats.control_size(ctrl.id)
         if size is None:
             raise_errno(errno.EINVAL, f"unknown control 0x{ctrl.id:x}")
-        if ctrl.size != size:
-            raise_errno(errno.EINVAL, f"control 0x{ctrl.id:x}: {ctrl.size} bytes, needs {size}")
+        menu = formats.menu_values(ctrl.id)
+        if menu:
+            if ctrl.value not in menu:
+                raise_errno(errno.ERANGE, f"control 0x{ctrl.id:x} value {ctrl.value}")
+            return struct.pack("<i", ctrl.value)
+        elem = formats.dynamic_element_size(ctrl.id)
+        if elem is not None:
+            # A dynamic array takes 1..dims whole elements (the 6.12 core: a size
+            # that is no multiple of the element is EFAULT, a larger one is clipped).
+            if ctrl.size < elem or ctrl.size % elem:
+                raise_errno(errno.EFAULT, f"control 0x{ctrl.id:x}: {ctrl.size} bytes is not "
+                                          f"1 or more {elem}-byte elements")
+            size = min(ctrl.size, size)
+        elif ctrl.size < size:
+            raise_errno(errno.EFAULT, f"control 0x{ctrl.id:x}: {ctrl.size} bytes, needs {size}")
         if ctrl.ptr == ffi.NULL:
             raise_errno(errno.EFAULT, f"control 0x{ctrl.id:x}: NULL ptr")
-        return bytes(ffi.buffer(ffi.cast("char *", ctrl.ptr), ctrl.size))
+        ctrl.size = size
+        return bytes(ffi.buffer(ffi.cast("char *", ctrl.ptr), size))
 
     def _s_ext_ctrls(self, f, c):
-        values = self._check_ctrls(c)
+        target = f.ctx.cur_controls
         if c.which == uapi.V4L2_CTRL_WHICH_REQUEST_VAL:
             req = self._request(c.request_fd)
             if req.state is not ReqState.IDLE:
                 raise_errno(errno.EBUSY, f"request {req.id} is {req.state.value}")
             target = req.controls
             req.ctx = req.ctx or f.ctx
-        else:
-            target = f.ctx.cur_controls
-        for cid, value in values:
-            if cid in formats.MENU_CONTROLS:
-                f.ctx.menu[cid] = value       # device-wide, not per request
-            else:
-                target[cid] = value
+        target.update(self._check_ctrls(c))
 
     def _try_ext_ctrls(self, f, c):
         self._check_ctrls(c)
@@ -396,32 +396,35 @@ class SimSyscalls(Syscalls):
             source = req.controls
         for i in range(c.count):
             ctrl = c.controls[i]
-            if ctrl.id in formats.MENU_CONTROLS:
-                ctrl.value = f.ctx.menu[ctrl.id]
-                continue
+            c.error_idx = i
             size = formats.control_size(ctrl.id)
             if size is None:
-                c.error_idx = i
                 raise_errno(errno.EINVAL, f"unknown control 0x{ctrl.id:x}")
+            data = source.get(ctrl.id) or f.ctx.control(ctrl.id)
+            size = len(data)      # a dynamic array: as many elements as were set
+            if formats.menu_values(ctrl.id):
+                ctrl.value = struct.unpack("<i", data)[0]
+                continue
             if ctrl.size < size:
                 ctrl.size = size
-                c.error_idx = i
                 raise_errno(errno.ENOSPC, f"control 0x{ctrl.id:x} needs {size} bytes")
-            data = source.get(ctrl.id, bytes(size))
             ffi.memmove(ffi.cast("char *", ctrl.ptr), data, size)
             ctrl.size = size
+        c.error_idx = c.count
 
     def _query_ext_ctrl(self, f, q):
-        cid = q.id
-        if cid in formats.MENU_CONTROLS:
-            allowed = formats.MENU_CONTROLS[cid]
-            q.minimum, q.maximum, q.step = min(allowed), max(allowed), 1
-            q.default_value, q.elem_size, q.elems = formats.MENU_DEFAULTS[cid], 4, 1
-            return
-        size = formats.control_size(cid)
+        size = formats.control_size(q.id)
         if size is None:
-            raise_errno(errno.EINVAL, f"unknown control 0x{cid:x}")
-        q.elem_size, q.elems, q.nr_of_dims = size, 1, 0
+            raise_errno(errno.EINVAL, f"unknown control 0x{q.id:x}")
+        menu = formats.menu_values(q.id)
+        if menu:
+            q.minimum, q.maximum, q.step = min(menu), max(menu), 1
+            q.default_value = struct.unpack("<i", formats.default_value(q.id))[0]
+        dims = formats.control_desc(q.id).dims
+        q.elem_size, q.elems = formats.elem_size(q.id), dims
+        q.nr_of_dims, q.dims[0] = (1, dims) if dims > 1 else (0, 0)
+        if formats.dynamic_element_size(q.id) is not None:
+            q.flags |= 0x0800  # V4L2_CTRL_FLAG_DYNAMIC_ARRAY
 
     # ---- decoder commands and events
 
@@ -460,6 +463,8 @@ class SimSyscalls(Syscalls):
         if buf is None:
             raise_errno(errno.ENOENT, f"request {req.id} has no OUTPUT buffer")
         ctx = buf.queue.ctx
+        if not req.controls:
+            raise_errno(errno.EINVAL, f"request {req.id} has no controls")
         missing = [c for c in formats.required_controls(ctx.codec) if c not in req.controls]
         if missing:
             raise_errno(errno.EINVAL, "request lacks controls " +
@@ -508,6 +513,8 @@ class SimSyscalls(Syscalls):
     def poll(self, fds, timeout):
         """Ready fds now; else run the simulation (virtual time) until some are,
         or until ``timeout`` of virtual time passed, or nothing can happen."""
+        if timeout is not None and timeout < 0:
+            timeout = None                  # as poll(2): a negative timeout waits forever
         limit = None if timeout is None else self.kernel.clock + math.ceil(timeout * 1000)
         while True:
             ready = [(fd, r) for fd, ev in fds if (r := self._revents(fd, ev))]

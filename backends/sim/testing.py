@@ -58,9 +58,10 @@ class SimClient:
     def s_fmt(self, buf_type, pixelformat, width, height, sizeimage=0):
         f = ffi.new("struct v4l2_format *")
         f.type = buf_type
-        f.fmt.pix_mp.pixelformat, f.fmt.pix_mp.width, f.fmt.pix_mp.height = pixelformat, width, height
-        f.fmt.pix_mp.num_planes = 1
-        f.fmt.pix_mp.plane_fmt[0].sizeimage = sizeimage
+        pix = f.fmt.pix_mp
+        pix.pixelformat, pix.width, pix.height = pixelformat, width, height
+        pix.num_planes = 1
+        pix.plane_fmt[0].sizeimage = sizeimage
         self.sys.ioctl(self.fd, uapi.VIDIOC_S_FMT, f)
         return f
 
@@ -114,6 +115,24 @@ class SimClient:
             uapi.V4L2_CTRL_WHICH_REQUEST_VAL, 1, req_fd, ctrl)
         self.sys.ioctl(self.fd, uapi.VIDIOC_S_EXT_CTRLS, ctrls)
 
+    def set_controls(self, req_fd, controls: dict, which=uapi.V4L2_CTRL_WHICH_REQUEST_VAL):
+        """S_EXT_CTRLS of {cid: bytes (compound) or int (menu)}."""
+        array = ffi.new("struct v4l2_ext_control[]", len(controls))
+        keep = []
+        for ctrl, (cid, value) in zip(array, controls.items()):
+            ctrl.id = cid
+            if isinstance(value, int):
+                ctrl.value = value
+            else:
+                buf = ffi.new("char[]", value)
+                keep.append(buf)
+                ctrl.size, ctrl.ptr = len(value), buf
+        ctrls = ffi.new("struct v4l2_ext_controls *")
+        ctrls.which, ctrls.count, ctrls.request_fd, ctrls.controls = (
+            which, len(controls), req_fd, array)
+        self.sys.ioctl(self.fd, uapi.VIDIOC_S_EXT_CTRLS, ctrls)
+        return [array[i].size for i in range(len(controls))]
+
     def alloc_request(self):
         fdp = ffi.new("int *")
         self.sys.ioctl(self.media, uapi.MEDIA_IOC_REQUEST_ALLOC, fdp)
@@ -121,12 +140,15 @@ class SimClient:
 
     def queue_output(self, index, data: bytes, timestamp_ns: int, hold=False, controls=True,
                      queue_request=True) -> int:
-        """Fill OUTPUT buffer ``index``, bind it and a VP9 frame control to a fresh
-        request, queue the request.  Returns the request fd."""
+        """Fill OUTPUT buffer ``index``, bind it and its controls (True: a zeroed VP9
+        frame; a dict: those, see set_controls; False: none) to a fresh request, queue
+        the request.  Returns the request fd."""
         self.out_maps[index][:len(data)] = data
         req_fd = self.alloc_request()
-        if controls:
+        if controls is True:
             self.vp9_frame_control(req_fd)
+        elif controls:
+            self.set_controls(req_fd, controls)
         b, planes = self.new_buffer(OUT, index)
         planes[0].bytesused = len(data)
         b.timestamp.tv_sec, b.timestamp.tv_usec = divmod(timestamp_ns // 1000, 1_000_000)
@@ -177,6 +199,7 @@ class ScriptedDaemon:
     received: list = field(default_factory=list)
     decodes: dict = field(default_factory=dict)     # cookie -> DecodeRequest
     parked: list = field(default_factory=list)      # cookies consumed without pixels
+    refused: list = field(default_factory=list)     # OSErrors the kernel answered with
 
     def attach(self, kernel) -> "ScriptedDaemon":
         kernel.attach_daemon(self.step)
@@ -189,7 +212,10 @@ class ScriptedDaemon:
         self.received.append(msg)
         if msg.type == proto.MSG_DECODE:
             self.decodes[msg.cookie] = msg
-            self.answer(msg, self.policy(msg))
+            try:
+                self.answer(msg, self.policy(msg))
+            except OSError as exc:          # e.g. a job cancelled before we read it
+                self.refused.append(exc)
         elif msg.type == proto.MSG_FLUSH:
             for cookie in list(self.parked):
                 self.send_pixels(cookie)

@@ -119,6 +119,9 @@ class BufList:
     def first(self) -> Vb2Buffer | None:
         return self._items[0] if self._items else None
 
+    def last(self) -> Vb2Buffer | None:
+        return self._items[-1] if self._items else None
+
     def add_tail(self, buf: Vb2Buffer) -> None:
         if buf.list is not None:
             raise InvariantError(f"list_add of {buf.name} to {self.name}: it is already on "

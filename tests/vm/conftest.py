@@ -123,6 +123,9 @@ class GuestBatch:
         if why is not None:
             self.error = "missing:" + why
             return
+        old = sorted((CACHE / "runs").glob("pytest-2*"), key=lambda p: p.stat().st_mtime)
+        for d in old[:-10]:  # keep the 10 newest guest runs
+            shutil.rmtree(d, ignore_errors=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.out = CACHE / "runs" / f"pytest-{stamp}-{os.getpid()}"
         self.out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +133,7 @@ class GuestBatch:
         results.unlink(missing_ok=True)
         # In the guest the share dir is mounted at /run/vm-share.
         env = dict(os.environ, DAEDALUS_VM_RESULTS="/run/vm-share/guest-results.jsonl")
+        env.setdefault("DAEDALUS_VENV", sys.prefix)  # the guest uses this pytest's venv
         args = [str(VM_RUN), "--quiet", "--out", str(self.out)]
         if not (ROOT / "kernel" / "Makefile").is_file():
             args.append("--no-module")
@@ -173,8 +177,11 @@ class GuestBatch:
     def tail(self) -> str:
         if self.run is None:
             return ""
+        daemon_log = self.out / "daemon.log"
+        daemon = daemon_log.read_text(errors="replace")[-3000:] if daemon_log.is_file() else ""
         return (
             f"vm-run exit status {self.run.returncode}; run dir {self.out}\n"
+            + (f"--- daemon.log (tail) ---\n{daemon}\n" if daemon else "") +
             f"--- guest pytest output (tail) ---\n{self.run.stdout[-6000:]}\n"
             f"--- vm-run stderr (tail) ---\n{self.run.stderr[-4000:]}"
         )
@@ -197,7 +204,7 @@ class GuestProxy(pytest.Item):
         if r is None:
             pytest.fail(f"{self.nodeid} did not report from the guest\n{b.tail()}", pytrace=False)
         if r.outcome == "skipped":
-            pytest.skip(f"[guest] {r.text}")
+            pytest.skip(f"[guest] {r.text.removeprefix('Skipped: ')}")
         if r.outcome in ("failed", "error"):
             pytest.fail(f"{r.text}\n(run dir {b.out})", pytrace=False)
 
@@ -221,8 +228,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     replaced = {}
     for it in guest:
         proxy = GuestProxy.from_parent(it.parent, name=it.name, batch=batch)
-        for m in it.iter_markers():
-            proxy.add_marker(m)
+        proxy.own_markers.extend(it.own_markers)  # module/class marks come via the parent
         replaced[id(it)] = proxy
     items[:] = [replaced.get(id(it), it) for it in items]
 

@@ -4,25 +4,26 @@ boot a small VM without the project's module, the daemon or Python."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 import pytest
 
-from vmrig import CACHE, ROOT, VM_RUN, host_prerequisites, missing
+from vmrig import CACHE, ROOT, VM_RUN, require_host
 
 pytestmark = [pytest.mark.vm, pytest.mark.vm_host]
 
 
 @pytest.fixture(scope="module")
 def rig_run():
-    why = host_prerequisites()
-    if why is not None:
-        missing(why)
+    require_host()
     out = CACHE / "runs" / "pytest-rig"
     inner = "uname -r; echo to-stderr >&2; test -w /run/vm-share && echo share-writable; exit 7"
     p = subprocess.run(
         [str(VM_RUN), "--quiet", "--no-module", "--no-daemon", "--out", str(out), "--", "sh", "-c", inner],
         capture_output=True, text=True, cwd=ROOT, timeout=3600,
+        env=dict(os.environ, DAEDALUS_VENV=os.environ.get("DAEDALUS_VENV", sys.prefix)),
     )
     return p, out
 
@@ -51,10 +52,9 @@ def test_dmesg_is_copied_out(rig_run):
 def test_missing_module_is_reported_clearly(tmp_path):
     """Without kernel/Makefile and without --no-module, vm-run refuses (status 125)
     and says why, before booting anything."""
+    require_host()
     if (ROOT / "kernel" / "Makefile").is_file():
         pytest.skip("kernel/Makefile exists")
-    if host_prerequisites() is not None:
-        missing(host_prerequisites())
     p = subprocess.run([str(VM_RUN), "--out", str(tmp_path), "--", "true"],
                        capture_output=True, text=True, cwd=ROOT, timeout=3600)
     assert p.returncode == 125
