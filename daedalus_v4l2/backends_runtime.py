@@ -30,7 +30,9 @@ def open_decoder(backend: str, device: str | None = None, media: str | None = No
                  daemon_options: dict | None = None, **sim_options) -> Iterator[OpenedDecoder]:
     module = load_backend(backend)
     if backend == "sim":
-        kernel = module.SimKernel(**sim_options)
+        # as the module by default: no digests asked for (nothing reads them; they cost
+        # the daemon more than the copy into CAPTURE)
+        kernel = module.SimKernel(**{"digest": False, **sim_options})
         daemon = Daemon(kernel.open_chardev(), **(daemon_options or {}))
         kernel.attach_daemon(daemon.step)
         decoder = StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -45,13 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=_positive, default=60, help="clip length (default 60)")
     demo.add_argument("--size", type=_size, default=(352, 288), help="WIDTHxHEIGHT (default 352x288)")
     demo.add_argument("--keep", metavar="DIR", help="keep the generated clip in DIR")
+    demo.add_argument("--tui", action="store_true",
+                      help="watch queues and in-flight buffers live, looping the clip until q")
+    demo.add_argument("--fps", type=float, default=30, metavar="N",
+                      help="with --tui: feed N frames a second (default 30; 0: as fast as it goes)")
 
-    dec = sub.add_parser("decode", help="decode a file through the decoder to raw NV12 frames",
+    dec = sub.add_parser("decode", help="decode a file through the decoder to raw NV12 or P010 frames",
                          description="Decode the first video stream of INPUT through the V4L2 "
                                      "stateless decoder and write its frames in display order, "
-                                     "tightly packed NV12 (like ffmpeg -f rawvideo -pix_fmt nv12).")
-    dec.add_argument("input", metavar="INPUT", help="IVF, WebM/MKV or MP4 file (VP9)")
-    dec.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="raw NV12 output file ('-' for stdout)")
+                                     "tightly packed: NV12 for 8-bit streams (like ffmpeg -f "
+                                     "rawvideo -pix_fmt nv12), P010 little-endian for 10-bit "
+                                     "streams (like ffmpeg -f rawvideo -pix_fmt p010le).")
+    dec.add_argument("input", metavar="INPUT", help="IVF, WebM/MKV or MP4 file (VP9, H.264, AV1)")
+    dec.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                     help="raw NV12 (8-bit) or P010LE (10-bit) output file ('-' for stdout)")
     dec.add_argument("--backend", choices=("sim", "hw"), default="sim",
                      help="sim: simulated kernel and daemon in this process (default); "
                           "hw: the daedalus_v4l2 kernel module, with the daemon running")
@@ -60,18 +68,51 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--depth", type=_positive, default=2,
                      help="requests in flight before waiting for a picture (default 2)")
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    dec.add_argument("--tui", action="store_true",
+                     help="watch queues and in-flight buffers live (sim backend; q quits)")
 
     daemon = sub.add_parser("daemon", help="run the decoder daemon on the kernel module's chardev")
     daemon.add_argument("--backend", choices=("hw",), default="hw",
                         help="hw: /dev/daedalus-v4l2 (the sim backend runs its daemon in-process)")
     daemon.add_argument("--chardev", default="/dev/daedalus-v4l2", metavar="PATH")
+    daemon.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                        help="wait up to SECONDS for the module's nodes to appear (after insmod)")
+    daemon.add_argument("--state-socket", metavar="PATH", default=None,
+                        help="publish the daemon's state here for `tui` (default "
+                             "$DAEDALUS_V4L2_STATE_SOCKET or /run/daedalus-v4l2/state.sock)")
+    daemon.add_argument("--no-state-socket", action="store_true", help="do not publish state")
+
+    tui = sub.add_parser("tui", help="watch a running hw daemon: debugfs and the daemon's socket")
+    tui.add_argument("--debugfs", default="/sys/kernel/debug/daedalus_v4l2", metavar="DIR",
+                     help="the module's debugfs directory (default %(default)s)")
+    tui.add_argument("--socket", metavar="PATH", default=None,
+                     help="the daemon's state socket (default as for `daemon --state-socket`)")
+
+    devs = sub.add_parser("devices", help="list the module's video, media and chardev nodes",
+                          description="List the daedalus_v4l2 module's /dev/videoN, /dev/mediaN and "
+                                      "/dev/daedalus-v4l2 nodes (found in sysfs with pyudev), their "
+                                      "owner, mode and symlinks. Exit status 1 when there are none.")
+    devs.add_argument("--json", action="store_true", help="machine-readable output")
+
+    bench = sub.add_parser("bench", help="1080p decode speed: bare PyAV against the sim path "
+                                         "(and the kernel rig with --hw), by stage, RSS",
+                           description="Decode 1080p VP9, H.264 and AV1 clips (cached in "
+                                       "~/.cache/daedalus-v4l2/bench) with bare PyAV and through "
+                                       "the whole simulated device, and report fps, sim/bare, ms "
+                                       "per picture by stage, RSS, packing and protocol costs.")
+    from .bench import add_arguments as _bench_arguments
+    _bench_arguments(bench)
+
+    sub.add_parser("doctor", help="check module, nodes, permissions, daemon and codecs; say what to fix",
+                   description="Check that this machine can decode through daedalus-v4l2 and say "
+                               "what to fix. Exit status 1 when something is wrong.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s: %(message)s")
+    journal = _setup_logging(level)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -80,21 +121,39 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (OSError, ValueError) as exc:
         # Our errors subclass these builtins; anything else is a bug and shows its traceback.
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{'<3>' if journal else ''}{PROG}: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _setup_logging(level: int) -> bool:
+    """Journal-friendly lines (``<6>name: message``) when stderr is systemd's
+    journal stream; the usual ``prog: LEVEL: message`` otherwise."""
+    from .sdnotify import JournalFormatter, journal_stream_is_stderr
+
+    if not journal_stream_is_stderr():
+        logging.basicConfig(level=level, format=f"{PROG}: %(levelname)s: %(message)s")
+        return False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JournalFormatter())
+    logging.basicConfig(level=level, handlers=[handler])
+    return True
 
 
 def cmd_demo(args) -> int:
     from . import demo
+    if args.tui:
+        return demo.main_tui(args.frames, *args.size, args.keep, args.fps)
     return demo.main(args.frames, *args.size, args.keep, sys.stdout)
 
 
 def cmd_decode(args) -> int:
     from . import container
     from .backends_runtime import open_decoder
-    from .decode import decode_through
+    from .decode import capture_format_for, decode_through
     from .progress import Progress
 
+    if args.tui:
+        return _decode_tui(args)
     info = container.probe(args.input)
     progress = Progress(info.frames) if not args.quiet else None
     written = failed = 0
@@ -102,10 +161,12 @@ def cmd_decode(args) -> int:
     try:
         with open_decoder(args.backend, args.device, args.media) as opened:
             for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
-                                          container.packets(args.input), depth=args.depth):
+                                          container.packets(args.input), depth=args.depth,
+                                          capture_format=capture_format_for(info.pix_fmt)):
                 if picture.data is None:
                     failed += 1
-                    print(f"{PROG}: frame {picture.number}: {picture.error}", file=sys.stderr)
+                    what = f"packet {picture.packet}" if picture.packet else f"frame {picture.number}"
+                    print(f"{PROG}: {what}: {picture.error}", file=sys.stderr)
                 else:
                     out.write(picture.data)
                     written += 1
@@ -122,21 +183,129 @@ def cmd_decode(args) -> int:
     return 1 if failed else 0
 
 
+def _decode_tui(args) -> int:
+    if args.backend != "sim":
+        print(f"{PROG}: error: --tui decodes through the sim backend; to watch the hw module "
+              f"and its daemon, run `{PROG} tui`", file=sys.stderr)
+        return 2
+    from .tui.run import run_app, sim_source_for_file
+
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    try:
+        source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
+                                     on_picture=lambda p: p.data is not None and out.write(p.data))
+        run_app(source)
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+    return 1 if source.failed_pictures or source.error else 0
+
+
+def cmd_tui(args) -> int:
+    from .state_socket import default_socket_path
+    from .tui.hw_source import HwSource
+    from .tui.run import run_app
+    return run_app(HwSource(args.debugfs, args.socket or default_socket_path()))
+
+
 def cmd_daemon(args) -> int:
     from .daemon import Daemon
     from .transport import load_backend
 
-    backend = load_backend(args.backend)
-    transport_cls = getattr(backend, "HwTransport", None)
-    if transport_cls is None:
-        raise OSError(0, "the hw backend's transport is not built yet (see the kernel module issue)")
+    hw = load_backend(args.backend)
+    if args.wait:
+        hw.wait_for_nodes(args.wait)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with transport_cls(args.chardev) as transport:
+    _warm_up()
+    with hw.HwTransport(args.chardev) as transport:
         logging.getLogger(PROG).info("daemon attached to %s (pid %d)", args.chardev, os.getpid())
-        Daemon(transport).run(stop)
+        with _state_server(args) as recorder:
+            daemon = Daemon(transport, observer=recorder)
+            stopping = _notify_systemd(daemon, transport, stop)
+            try:
+                daemon.run(stop)
+            finally:
+                stopping()
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "decode": cmd_decode, "daemon": cmd_daemon}
+def _warm_up() -> None:
+    """Pay the first stream's one-time cost before attaching: the search for
+    daedalus-fourier's library (ctypes.util.find_library runs ldconfig and
+    gcc). On a cold machine -- the rig's TCG guest, a Pi just booted -- it took
+    longer than the module's watchdog (2 s), so a first frame failed."""
+    from . import dispatch
+    try:
+        dispatch.load_fourier()
+    except Exception as exc:  # noqa: BLE001 -- only a warm-up; the first stream reports it
+        logging.getLogger(PROG).debug("warm-up: %s", exc)
+
+
+@contextlib.contextmanager
+def _state_server(args):
+    """The daemon's state on a local socket for `tui` (daedalus_v4l2.state_socket)."""
+    if args.no_state_socket:
+        yield None
+        return
+    from .state_socket import StateRecorder, StateServer, default_socket_path
+    recorder = StateRecorder()
+    path = args.state_socket or default_socket_path()
+    with StateServer(path, recorder):
+        logging.getLogger(PROG).info("state published on %s", path)
+        yield recorder
+
+
+STATUS_INTERVAL = 2.0
+
+
+def _daemon_status(daemon, transport) -> str:
+    """The STATUS= line: streams and queue depths (requests inside the decoder, parked)."""
+    sessions = list(daemon.sessions.values())
+    pending = sum(len(getattr(s, "_pending", ())) for s in sessions)
+    parked = sum(getattr(s, "parked", 0) for s in sessions)
+    st = daemon.stats
+    return (f"{len(sessions)} streams; in decoder {pending} (parked {parked}); "
+            f"requests {st.requests}, pictures {st.pictures}, errors {st.errors}; "
+            f"messages in {transport.stats.received}, out {transport.stats.sent}")
+
+
+def _notify_systemd(daemon, transport, stop: threading.Event):
+    """READY=1 now (the chardev is open), then STATUS= every few seconds from a
+    thread; returns the function that says STOPPING=1."""
+    from .sdnotify import Notifier
+
+    notifier = Notifier()
+    if not notifier.enabled:
+        return lambda: None
+    notifier.ready(_daemon_status(daemon, transport))
+
+    def loop() -> None:
+        while not stop.wait(STATUS_INTERVAL):
+            try:
+                notifier.status(_daemon_status(daemon, transport))
+            except RuntimeError:  # a session dict changed under us: next time
+                continue
+
+    threading.Thread(target=loop, name="sd-notify", daemon=True).start()
+    return notifier.stopping
+
+
+def cmd_devices(args) -> int:
+    from . import devices
+    return devices.main(as_json=args.json)
+
+
+def cmd_doctor(args) -> int:
+    from . import doctor
+    return doctor.main()
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+    return bench.main_args(args)
+
+
+COMMANDS = {"demo": cmd_demo, "decode": cmd_decode, "daemon": cmd_daemon, "bench": cmd_bench,
+            "devices": cmd_devices, "doctor": cmd_doctor, "tui": cmd_tui}

@@ -29,8 +29,12 @@ class DaemonStats:
 
 
 class Daemon:
-    def __init__(self, transport: Transport, **session_options) -> None:
+    def __init__(self, transport: Transport, observer=None, **session_options) -> None:
         self.transport = transport
+        # Optional hook (state_socket.StateRecorder): on_message/on_response per message.
+        self.observer = observer
+        if observer is not None:
+            observer.daemon = self
         self.session_options = session_options
         self.sessions: dict[int, DecoderSession] = {}
         self.stats = DaemonStats()
@@ -51,6 +55,8 @@ class Daemon:
 
     # ------------------------------------------------------------------ messages
     def handle(self, msg: proto.AnyMessage) -> None:
+        if self.observer is not None:
+            self.observer.on_message(msg)
         if isinstance(msg, proto.DecodeRequest):
             self._on_decode(msg)
         elif isinstance(msg, proto.StreamOpen):
@@ -114,6 +120,8 @@ class Daemon:
         self._send(proto.Message(proto.MSG_FLUSH_DONE, 0, stream_id))
 
     def _send(self, msg: proto.AnyMessage) -> None:
+        if self.observer is not None:
+            self.observer.on_response(msg)
         if isinstance(msg, proto.FrameResponse):
             self.stats.pictures += bool(msg.flags & proto.FRAME_HAS_PIXELS)
             self.stats.errors += msg.is_error
@@ -123,3 +131,5 @@ class Daemon:
             # The kernel refused it (stream gone, cookie cancelled): counted, not fatal.
             self.stats.send_failures += 1
             log.info("kernel refused a message for stream %d: %s", msg.stream_id, exc)
+        if isinstance(msg, proto.FrameResponse) and msg.flags & (proto.FRAME_HAS_PIXELS | proto.FRAME_ERROR):
+            self.transport.release_capture(msg.cookie)

@@ -5,8 +5,8 @@ the order rules of the stateless interface: CAPTURE buffers come back in
 decode order, a CAPTURE buffer that a later frame references is not queued
 again until no reference slot and no pending display needs it, and display
 order is the client's business.  Codec knowledge sits in a ``CodecClient``
-(``Vp9Client`` here): which OUTPUT format, which controls per frame, which
-frames are shown.
+(``Vp9Client`` here, ``H264Client`` in codecs/h264_client.py): which OUTPUT
+format, which controls per frame, which frames are shown and in what order.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from . import pixels
 from .codecs import vp9
-from .errors import DeviceError, UnsupportedError
+from .errors import BitstreamError, DeviceError, UnsupportedError
 from .proto import Plane
 from .v4l2 import uapi
 from .v4l2.client import CAPTURE, OUTPUT, Request, StatelessDecoder
@@ -35,6 +35,11 @@ class Job:
     controls: dict[int, bytes] = field(default_factory=dict)
     shown: bool = True
     show_timestamp: int | None = None  # re-display of this earlier picture; no request
+    hold: bool = False  # more requests (slices) of this picture follow: V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF
+    # Timestamps that become displayable once this job is queued, in display
+    # order (codecs that reorder, e.g. H.264 by POC); None: this job's own
+    # picture if ``shown``.
+    display: list[int] | None = None
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Picture:
     timestamp: int
     data: bytes | None
     error: str = ""
+    packet: int | None = None  # set (number 0) for a packet refused before it became a request
 
 
 class CodecClient:
@@ -54,9 +60,20 @@ class CodecClient:
     def jobs(self, packet: bytes, next_timestamp) -> list[Job]:
         raise NotImplementedError
 
+    def configure(self, decoder: StatelessDecoder) -> None:
+        """Codec controls of the device to read or set before streaming (e.g. H.264's
+        decode mode and start code)."""
+
     def referenced_timestamps(self) -> set[int]:
         """CAPTURE timestamps later frames may still reference."""
         return set()
+
+    def completed(self, timestamp: int) -> None:
+        """The CAPTURE buffer of ``timestamp`` came back (its picture is decoded)."""
+
+    def end_of_stream(self) -> list[int]:
+        """Timestamps still to display when the stream ends, in display order."""
+        return []
 
 
 class Vp9Client(CodecClient):
@@ -86,7 +103,25 @@ class Vp9Client(CodecClient):
         return {ts for ts in (self.refs.slot_timestamp(i) for i in range(8)) if ts}
 
 
-CODEC_CLIENTS = {"vp9": Vp9Client}
+def _h264_client() -> CodecClient:
+    from .codecs.h264_client import H264Client  # imports this module: load it lazily
+    return H264Client()
+
+
+def _av1_client() -> CodecClient:
+    from .codecs.av1_client import Av1Client  # imports this module: load it lazily
+    return Av1Client()
+
+
+CODEC_CLIENTS = {"vp9": Vp9Client, "h264": _h264_client, "av1": _av1_client}
+
+
+def capture_format_for(pix_fmt: str | None) -> int:
+    """The CAPTURE fourcc for a stream whose pictures are ``pix_fmt`` (libavcodec's
+    name, from the container): P010 for 9- and 10-bit, NV12 for the rest."""
+    if pix_fmt and any(depth in pix_fmt for depth in ("p9", "p10")):
+        return uapi.V4L2_PIX_FMT_P010
+    return uapi.V4L2_PIX_FMT_NV12
 
 
 def codec_client(codec: str) -> CodecClient:
@@ -107,10 +142,10 @@ class StatelessPipeline:
 
     def __init__(self, decoder: StatelessDecoder, codec: CodecClient, width: int, height: int,
                  *, depth: int = 2, output_buffers: int = 4, timeout: float = 10.0,
-                 output_sizeimage: int = 0) -> None:
+                 output_sizeimage: int = 0, capture_format: int = uapi.V4L2_PIX_FMT_NV12) -> None:
         self.decoder, self.codec, self.depth, self.timeout = decoder, codec, depth, timeout
         self.width, self.height = width, height
-        self._setup(width, height, output_buffers, output_sizeimage)
+        self._setup(width, height, output_buffers, output_sizeimage, capture_format)
         self._timestamp = 0
         self._frame_number = 0
         self._in_flight: deque[int] = deque()          # timestamps, decode order
@@ -120,13 +155,14 @@ class StatelessPipeline:
         self.errors = 0
 
     # ------------------------------------------------------------------ setup
-    def _setup(self, width, height, output_buffers, output_sizeimage) -> None:
+    def _setup(self, width, height, output_buffers, output_sizeimage, capture_format) -> None:
         d = self.decoder
         if self.codec.output_format not in d.enum_formats(OUTPUT):
             raise UnsupportedError(f"the device does not decode "
                                    f"{uapi.fourcc_str(self.codec.output_format)}")
         d.set_format(OUTPUT, self.codec.output_format, width, height, output_sizeimage)
-        self.capture_format = d.set_format(CAPTURE, uapi.V4L2_PIX_FMT_NV12)
+        self.codec.configure(d)
+        self.capture_format = d.set_format(CAPTURE, capture_format)  # NV12, or P010 for 10-bit
         caps = d.request_buffers(OUTPUT, output_buffers)
         if not caps & uapi.V4L2_BUF_CAP_SUPPORTS_REQUESTS:
             raise DeviceError(0, "the device's OUTPUT queue does not support requests")
@@ -145,8 +181,17 @@ class StatelessPipeline:
 
     # ------------------------------------------------------------------ run
     def run(self, packets: Iterable[bytes]) -> Iterator[Picture]:
-        for packet in packets:
-            for job in self.codec.jobs(packet, self._next_timestamp):
+        for number, packet in enumerate(packets, 1):
+            try:
+                jobs = self.codec.jobs(packet, self._next_timestamp)
+            except BitstreamError as exc:  # damaged: this packet only (UnsupportedError ends it)
+                # It never reaches the device, so it has no display slot: it is
+                # reported as a packet, and the stream goes on with the next one.
+                log.debug("packet %d (%d bytes): %s", number, len(packet), exc)
+                self.errors += 1
+                yield Picture(0, 0, None, f"{len(packet)} bytes not decoded: {exc}", packet=number)
+                jobs = []
+            for job in jobs:
                 if job.show_timestamp is not None:
                     self._display.append((job.show_timestamp, True))
                 else:
@@ -154,6 +199,8 @@ class StatelessPipeline:
                 while len(self._in_flight) >= self.depth:
                     self._collect_one()
                 yield from self._emit_ready()
+        for timestamp in self.codec.end_of_stream():
+            self._display.append((timestamp, False))
         if self._in_flight:
             # End of stream: once the daemon has every request, a pipelined
             # daemon hands over the pictures it still holds.
@@ -172,10 +219,13 @@ class StatelessPipeline:
         request = self._requests[index]
         timestamp = job.timestamp
         self.decoder.set_controls(job.controls, request)
-        self.decoder.queue_output(index, job.data, timestamp, request)
+        self.decoder.queue_output(index, job.data, timestamp, request, hold_capture=job.hold)
         request.queue()
-        self._in_flight.append(timestamp)
-        if job.shown:
+        if not job.hold:  # a held CAPTURE buffer comes back with the picture's last slice
+            self._in_flight.append(timestamp)
+        if job.display is not None:
+            self._display.extend((shown, False) for shown in job.display)
+        elif job.shown:
             self._display.append((timestamp, False))
 
     def _free_output_buffer(self) -> int:
@@ -204,9 +254,12 @@ class StatelessPipeline:
         if done.timestamp != expected:
             raise DeviceError(0, f"CAPTURE buffer out of decode order: got timestamp "
                                  f"{done.timestamp}, expected {expected}")
-        error = "decoder reported an error" if done.error else ""
+        error = (f"the decoder returned its CAPTURE buffer with V4L2_BUF_FLAG_ERROR (request "
+                 f"{done.timestamp // TIMESTAMP_STEP}; the reason is in the daemon's log)"
+                 if done.error else "")
         self._done[done.timestamp] = (done.index, error)
         self._held[done.index] = done.timestamp
+        self.codec.completed(done.timestamp)
         self._recycle()
 
     def _emit_ready(self) -> Iterator[Picture]:

@@ -94,3 +94,16 @@ def main(frames: int, width: int, height: int, keep: str | None, out) -> int:
     print(f"  bit-exact against libavcodec: {verdict} ({result.matching}/{result.reference_frames} "
           f"frames match)", file=out)
     return 0 if result.bit_exact else 1
+
+
+def main_tui(frames: int, width: int, height: int, keep: str | None, fps: float) -> int:
+    """The demo under the TUI: the clip loops through the simulated device until q."""
+    from .tui.run import run_app
+    from .tui.sim_source import Clip, SimSource
+
+    with tempfile.TemporaryDirectory(prefix="daedalus-demo-") as tmp:
+        workdir = Path(keep) if keep else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        clip = Clip.from_file(make_clip(workdir / "demo.ivf", "vp9", width, height, frames,
+                                        options=VP9_GOOD))
+    return run_app(SimSource(clip, loop=True, pace_fps=fps or None))

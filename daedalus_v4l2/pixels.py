@@ -183,10 +183,14 @@ def _src_plane(frame: av.VideoFrame, index: int, row_bytes: int, rows: int):
 
 
 def pack_frame(frame: av.VideoFrame, fourcc: int, planes: list[proto.Plane],
-               dst) -> PackedPicture:
+               dst, digest: bool = True) -> PackedPicture:
     """Write the visible picture of ``frame`` into ``dst`` (a writable buffer,
     e.g. the mmap of a CAPTURE buffer) per ``planes``; return what the FRAME
-    response reports.  Nothing is written unless the whole picture fits."""
+    response reports.  Nothing is written unless the whole picture fits.
+
+    ``digest=False`` skips the digest (``PackedPicture.digest`` is 0): the
+    kernel asks for none with ``DV4L2_DECODE_NO_DIGEST``, and hashing costs
+    several times the copy (FNV-1a is one serial multiply per 8 bytes)."""
     if fourcc not in _FOURCCS:
         raise UnsupportedError(f"capture format {uapi.fourcc_str(fourcc)!r} is not NV12 or P010")
     src = _source_frame(frame, fourcc)
@@ -210,8 +214,10 @@ def pack_frame(frame: av.VideoFrame, fourcc: int, planes: list[proto.Plane],
     d = ffi.from_buffer("uint8_t[]", dst, require_writable=True)
     py, pc = planes[0], planes[1]
     dy, dc = d + int(py.offset), d + int(pc.offset)
-    st = ffi.new("dv_fnv_state *")
-    lib.dv_fnv_init(st)
+    st = ffi.NULL
+    if digest:
+        st = ffi.new("dv_fnv_state *")
+        lib.dv_fnv_init(st)
     if name == "yuv420p10le":
         lib.dv_shift_rows16(dy, py.bytesperline, sy, sy_stride, w, y_rows, _P010_SHIFT, st)
         lib.dv_interleave_uv16(dc, pc.bytesperline, su, su_stride, sv, sv_stride, cw, c_rows,
@@ -222,7 +228,7 @@ def pack_frame(frame: av.VideoFrame, fourcc: int, planes: list[proto.Plane],
             lib.dv_interleave_uv8(dc, pc.bytesperline, su, su_stride, sv, sv_stride, cw, c_rows, st)
         else:
             lib.dv_copy_rows(dc, pc.bytesperline, suv, suv_stride, c_bytes, c_rows, st)
-    return PackedPicture(w, h, fourcc, plane_bytes, lib.dv_fnv_digest(st))
+    return PackedPicture(w, h, fourcc, plane_bytes, lib.dv_fnv_digest(st) if digest else 0)
 
 
 # --------------------------------------------------------------------------- unpack
@@ -259,6 +265,17 @@ def unpack_picture(src, fourcc: int, planes: list[proto.Plane], width: int,
     copy of the whole picture (for a 1080p P010 frame it costs more than the
     unpacking itself, mostly page faults); it compares equal to bytes and
     writes to a file the same way."""
+    _, rows = _geometry(fourcc, width, height)
+    _check_layout(fourcc, width, height, planes, _nbytes(src), "source")
+    pos = 0
+    for (row_bytes, nrows), plane in zip(rows, planes):
+        if int(plane.offset) != pos or int(plane.bytesperline) != row_bytes:
+            break
+        pos += row_bytes * nrows
+    else:
+        # the buffer holds the tight picture already (e.g. 1080p: 1920 is 16-aligned):
+        # one copy, without zeroing a new buffer first
+        return bytearray(memoryview(src).cast("B")[:pos])
     out = bytearray(tight_size(fourcc, width, height))
     unpack_picture_into(src, fourcc, planes, width, height, out)
     return out

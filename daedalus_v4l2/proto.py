@@ -79,6 +79,7 @@ CODEC_NAMES = {CODEC_VP9: "vp9", CODEC_H264: "h264", CODEC_AV1: "av1"}
 
 DECODE_HOLD_CAPTURE = lib.DV4L2_DECODE_HOLD_CAPTURE
 DECODE_FIRST_SLICE = lib.DV4L2_DECODE_FIRST_SLICE
+DECODE_NO_DIGEST = lib.DV4L2_DECODE_NO_DIGEST
 
 FRAME_SRC_CONSUMED = lib.DV4L2_FRAME_SRC_CONSUMED
 FRAME_HAS_PIXELS = lib.DV4L2_FRAME_HAS_PIXELS
@@ -228,8 +229,9 @@ def _encode_decode(msg: DecodeRequest) -> bytes:
         req.planes[i].bytesperline = plane.bytesperline
         req.planes[i].height = plane.height
     payload_len = DECODE_REQ_SIZE + len(ctrls) + len(msg.bitstream)
+    # join takes any buffer: the bitstream is copied once, into the message
     return b"".join((_header(MSG_DECODE, msg.cookie, msg.stream_id, payload_len),
-                     bytes(ffi.buffer(req)), ctrls, bytes(msg.bitstream)))
+                     ffi.buffer(req), ctrls, msg.bitstream))
 
 
 def _encode_frame(msg: FrameResponse) -> bytes:
@@ -261,7 +263,7 @@ def parse_header(data: bytes | memoryview) -> Header:
     """Validate and read a message header; raises ProtocolError saying what is wrong."""
     if len(data) < HEADER_SIZE:
         raise ProtocolError(f"short header: {len(data)} bytes, need {HEADER_SIZE}")
-    hdr = ffi.cast("struct dv4l2_msg_header *", ffi.from_buffer(data))
+    hdr = ffi.from_buffer("struct dv4l2_msg_header *", data)
     if hdr.magic != MAGIC:
         raise ProtocolError(f"bad magic 0x{hdr.magic:08x}")
     if hdr.version != VERSION:
@@ -293,7 +295,7 @@ def parse(data: bytes | memoryview) -> AnyMessage:
     if hdr.type == MSG_FRAME:
         return _parse_frame(hdr, payload)
     if hdr.type == MSG_STREAM_OPEN:
-        body = ffi.cast("struct dv4l2_stream_open *", ffi.from_buffer(payload))
+        body = ffi.from_buffer("struct dv4l2_stream_open *", payload)
         return StreamOpen(hdr.stream_id, body.codec, body.output_fourcc, body.coded_width,
                           body.coded_height, body.capture_fourcc, cookie=hdr.cookie)
     return Message(hdr.type, hdr.cookie, hdr.stream_id, bytes(payload))
@@ -305,7 +307,7 @@ def parse_controls(blob: memoryview) -> dict[int, bytes]:
     while pos < len(blob):
         if len(blob) - pos < CTRL_REC_SIZE:
             raise ProtocolError("truncated control record header")
-        rec = ffi.cast("struct dv4l2_ctrl_rec *", ffi.from_buffer(blob[pos:pos + CTRL_REC_SIZE]))
+        rec = ffi.from_buffer("struct dv4l2_ctrl_rec *", blob[pos:pos + CTRL_REC_SIZE])
         start = pos + CTRL_REC_SIZE
         end = start + rec.size
         if end > len(blob):
@@ -318,7 +320,7 @@ def parse_controls(blob: memoryview) -> dict[int, bytes]:
 
 
 def _parse_decode(hdr: Header, payload: memoryview) -> DecodeRequest:
-    req = ffi.cast("struct dv4l2_decode_req *", ffi.from_buffer(payload[:DECODE_REQ_SIZE]))
+    req = ffi.from_buffer("struct dv4l2_decode_req *", payload[:DECODE_REQ_SIZE])
     if req.num_planes == 0 or req.num_planes > MAX_PLANES:
         raise ProtocolError(f"decode request with {req.num_planes} planes")
     if req.ctrl_len % 8:
@@ -341,7 +343,7 @@ def _parse_decode(hdr: Header, payload: memoryview) -> DecodeRequest:
 
 
 def _parse_frame(hdr: Header, payload: memoryview) -> FrameResponse:
-    resp = ffi.cast("struct dv4l2_frame_resp *", ffi.from_buffer(payload))
+    resp = ffi.from_buffer("struct dv4l2_frame_resp *", payload)
     if resp.num_planes > MAX_PLANES:
         raise ProtocolError(f"frame response with {resp.num_planes} planes")
     known = FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR

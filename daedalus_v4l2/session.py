@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import av
 
-from . import pixels, proto
+from . import dispatch, pixels, proto
 from .codecs import vp9
 from .errors import BitstreamError, DecodeError, UnsupportedError
 
@@ -47,6 +47,7 @@ class DecoderSession:
     """The decoder of one stream (one V4L2 context)."""
 
     codec_name: str = ""
+    provider: dispatch.Provider | None = None  # set when the decoder opens
 
     def __init__(self, stream_id: int, *, thread_count: int = 0, thread_type: str = "SLICE") -> None:
         self.stream_id = stream_id
@@ -59,8 +60,9 @@ class DecoderSession:
     def decode(self, req: proto.DecodeRequest, map_capture: MapCapture) -> list[proto.FrameResponse]:
         """Responses for this request and for any parked request whose picture came out."""
         try:
+            check_declared_size(self.codec_name, req)
             packets = self._packets(req)
-        except (BitstreamError, UnsupportedError) as exc:
+        except ValueError as exc:  # BitstreamError, UnsupportedError, a control that does not convert
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
             return [_error_response(req, str(exc))]
         self._pending[req.cookie] = Pending(req)
@@ -112,10 +114,11 @@ class DecoderSession:
 
     def _context(self) -> av.CodecContext:
         if self._ctx is None:
-            ctx = av.CodecContext.create(self.codec_name, "r")
-            ctx.thread_type = self.thread_type
-            ctx.thread_count = self.thread_count
-            self._ctx = ctx
+            # the dispatch seam: libavcodec on the CPU, or libdaedalus_core when installed
+            self._ctx, self.provider = dispatch.open_decoder(
+                self.codec_name, thread_count=self.thread_count, thread_type=self.thread_type)
+            log.info("stream %d: %s decodes on %s (%s)", self.stream_id, self.codec_name,
+                     self.provider.name, self.provider.detail)
         return self._ctx
 
     def _feed(self, data: bytes, cookie: int) -> list[av.VideoFrame]:
@@ -139,7 +142,8 @@ class DecoderSession:
         flags = proto.FRAME_HAS_PIXELS | (0 if pending.consumed else proto.FRAME_SRC_CONSUMED)
         try:
             memory = map_capture(req)
-            picture = pixels.pack_frame(frame, req.capture_fourcc, req.planes, memory)
+            picture = pixels.pack_frame(frame, req.capture_fourcc, req.planes, memory,
+                                        digest=not req.flags & proto.DECODE_NO_DIGEST)
         except (DecodeError, UnsupportedError, OSError) as exc:
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
             return _error_response(req, str(exc), consumed=not pending.consumed)
@@ -169,6 +173,8 @@ class Vp9Session(DecoderSession):
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         data = bytes(req.bitstream)
         header = self.parser.parse(data)
+        if not header.show_existing_frame:
+            _check_size("VP9 frame header", header.width, header.height, req)
         if header.show_frame or header.show_existing_frame:
             return [data]
         # libavcodec keeps a hidden frame (an alt-ref) to itself; asking it to
@@ -190,7 +196,47 @@ def vp9_show_existing_frame(profile: int, slot: int) -> bytes:
     return bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
 
 
-SESSIONS: dict[int, type[DecoderSession]] = {proto.CODEC_VP9: Vp9Session}
+def _align16(n: int) -> int:
+    return (n + 15) & ~15
+
+
+def _check_size(what: str, width: int, height: int, req: proto.DecodeRequest) -> None:
+    """A picture larger than the stream's OUTPUT format cannot fit its CAPTURE
+    buffer; refusing it before libavcodec sees it also keeps a damaged header
+    (16000x16000 in a 64x48 stream) from costing seconds and half a GiB."""
+    if width > _align16(req.coded_width) or height > _align16(req.coded_height):
+        raise UnsupportedError(f"{what} says {width}x{height}, larger than the stream's "
+                               f"{req.coded_width}x{req.coded_height} (the OUTPUT format)")
+
+
+def check_declared_size(codec_name: str, req: proto.DecodeRequest) -> None:
+    """The picture size the request's controls declare, against the OUTPUT format
+    (VP9 declares it in the bitstream: Vp9Session checks its header)."""
+    from .v4l2 import uapi
+    if codec_name == "h264" and uapi.V4L2_CID_STATELESS_H264_SPS in req.controls:
+        from .codecs.h264_controls import sps_from_control
+        sps = sps_from_control(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
+        _check_size("the H.264 SPS control", 16 * sps.width_mbs, 16 * sps.height_mbs, req)
+    elif codec_name == "av1" and uapi.V4L2_CID_STATELESS_AV1_FRAME in req.controls:
+        from .codecs.av1_controls import frame_from_control
+        frame = frame_from_control(req.controls[uapi.V4L2_CID_STATELESS_AV1_FRAME])
+        _check_size("the AV1 frame control", max(frame.frame_width_minus_1 + 1, frame.upscaled_width),
+                    frame.frame_height_minus_1 + 1, req)
+
+
+def _av1_session(stream_id: int, **kwargs) -> DecoderSession:
+    from .session_av1 import Av1Session  # it subclasses DecoderSession: load it lazily
+    return Av1Session(stream_id, **kwargs)
+
+
+def _h264_session(stream_id: int, **kwargs) -> DecoderSession:
+    from .session_h264 import H264Session  # it subclasses DecoderSession: load it lazily
+    return H264Session(stream_id, **kwargs)
+
+
+SESSIONS: dict[int, Callable[..., DecoderSession]] = {proto.CODEC_VP9: Vp9Session,
+                                                      proto.CODEC_H264: _h264_session,
+                                                      proto.CODEC_AV1: _av1_session}
 
 
 def open_session(stream_id: int, codec: int, **kwargs) -> DecoderSession:

@@ -49,6 +49,7 @@
 /* dv4l2_decode_req.flags */
 #define DV4L2_DECODE_HOLD_CAPTURE	0x00000001	/* more slices of this picture follow */
 #define DV4L2_DECODE_FIRST_SLICE	0x00000002	/* first OUTPUT buffer of its picture */
+#define DV4L2_DECODE_NO_DIGEST		0x00000004	/* the kernel will not read dv4l2_frame_resp.digest: the daemon may skip it (0) */
 
 /* dv4l2_frame_resp.flags */
 #define DV4L2_FRAME_SRC_CONSUMED	0x00000001	/* bitstream used: the OUTPUT buffer may be returned */

@@ -373,7 +373,8 @@ static void dv_fill_decode_req(struct dv_ctx *ctx, const struct dv_entry *e,
 	req->capture_offset = (u64)e->cookie << PAGE_SHIFT;
 	req->codec = e->codec;
 	req->flags = (e->hold ? DV4L2_DECODE_HOLD_CAPTURE : 0) |
-		     (first_slice ? DV4L2_DECODE_FIRST_SLICE : 0);
+		     (first_slice ? DV4L2_DECODE_FIRST_SLICE : 0) |
+		     (dv_digest ? 0 : DV4L2_DECODE_NO_DIGEST);
 	req->coded_width = ctx->coded_fmt.fmt.pix_mp.width;
 	req->coded_height = ctx->coded_fmt.fmt.pix_mp.height;
 	req->capture_fourcc = cap->pixelformat;

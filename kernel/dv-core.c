@@ -20,6 +20,11 @@ unsigned int dv_debug;
 module_param_named(debug, dv_debug, uint, 0644);
 MODULE_PARM_DESC(debug, " activates debug info (dprintk)");
 
+/* Nothing here reads the digest; hashing a 1080p picture costs the daemon more than copying it. */
+bool dv_digest;
+module_param_named(digest, dv_digest, bool, 0644);
+MODULE_PARM_DESC(digest, " ask the daemon for every picture's digest (debugging)");
+
 unsigned int dv_watchdog_ms = 2000;
 module_param_named(watchdog_ms, dv_watchdog_ms, uint, 0644);
 MODULE_PARM_DESC(watchdog_ms,
@@ -41,8 +46,12 @@ const struct dv_ctrl_desc dv_ctrl_descs[] = {
 		.cfg.id = V4L2_CID_STATELESS_VP9_COMPRESSED_HDR,
 	},
 	{
+		/*
+		 * Not required in every request: a request without it keeps the
+		 * current value, and GStreamer's v4l2slh264dec sets the SPS only
+		 * when the sequence changes.
+		 */
 		.fourcc = V4L2_PIX_FMT_H264_SLICE,
-		.required = true,
 		.cfg.id = V4L2_CID_STATELESS_H264_SPS,
 	},
 	{

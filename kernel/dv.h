@@ -39,6 +39,7 @@
 
 extern unsigned int dv_debug;
 extern unsigned int dv_watchdog_ms;
+extern bool dv_digest;
 
 #define dprintk(dev, fmt, arg...) \
 	v4l2_dbg(1, dv_debug, &(dev)->v4l2_dev, "%s: " fmt, __func__, ## arg)

@@ -256,3 +256,64 @@ def test_cffi_only_fields_exist_in_cffi():
     but would mislead)."""
     for struct, path in CFFI_ONLY_FIELDS:
         assert path in {p for p, _, _ in field_paths(uapi.ffi, uapi.ffi.typeof(struct))}
+
+
+# --------------------------------------------------------------------------- AV1 (Linux 6.5+)
+
+LINUX_612_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+V4L2_CONTROLS_612 = "linux-source-6.12/include/uapi/linux/v4l2-controls.h"
+
+
+@pytest.fixture(scope="session")
+def linux_612_include() -> Path:
+    """An include directory whose <linux/v4l2-controls.h> is the 6.12 source's
+    (the system's 6.1 headers have no AV1 uAPI); the rest of <linux/*.h> comes
+    from the system.  Extracted once and cached outside the checkout, keyed by
+    the tarball's size and mtime (the extraction takes ~10 s)."""
+    if not LINUX_612_TARBALL.exists():
+        pytest.fail(f"{LINUX_612_TARBALL} is needed to check the AV1 control layouts "
+                    "(apt install linux-source-6.12); this check is never skipped")
+    stat = LINUX_612_TARBALL.stat()
+    cache = Path.home() / ".cache" / "daedalus-v4l2" / f"uapi-6.12-{stat.st_size}-{int(stat.st_mtime)}"
+    header = cache / "include" / "linux" / "v4l2-controls.h"
+    if not header.exists():
+        work = cache / "extract"
+        work.mkdir(parents=True, exist_ok=True)
+        # --occurrence stops reading the archive once the member is out
+        subprocess.run(["tar", "-xf", str(LINUX_612_TARBALL), "-C", str(work), "--occurrence=1",
+                        V4L2_CONTROLS_612], check=True)
+        header.parent.mkdir(parents=True, exist_ok=True)
+        (work / V4L2_CONTROLS_612).rename(header)
+    return cache / "include"
+
+
+def av1_constants() -> dict[str, int]:
+    from daedalus_v4l2.codecs import av1_controls
+    values = {name: getattr(av1_controls, name) for name in dir(av1_controls)
+              if name.startswith("V4L2_AV1_")}
+    values.update({name: getattr(uapi, name) for name in dir(uapi)
+                   if name.startswith(("V4L2_AV1_", "V4L2_CID_STATELESS_AV1"))})
+    return values
+
+
+def test_av1_layouts_and_constants_match_the_612_header(tmp_path, linux_612_include):
+    expectations = []
+    for name in uapi.CHECKED_STRUCTS_AV1:
+        expectations += struct_expectations(uapi.ffi, f"struct {name}")
+    constants = av1_constants()
+    expectations += constant_expectations(constants)
+    mismatches, absent = compile_and_compare(
+        tmp_path, ["<linux/v4l2-controls.h>"], expectations, include_dirs=[linux_612_include])
+    assert not mismatches, "\n".join(mismatches)
+    assert not absent
+    assert len(constants) > 60 and len(expectations) > 500
+    assert "V4L2_CID_STATELESS_AV1_FRAME" in constants
+
+
+def test_the_av1_check_uses_the_612_header_not_the_system_one(linux_612_include):
+    """A silent fall-back to the 6.1 system header would make the check vacuous."""
+    text = (linux_612_include / "linux" / "v4l2-controls.h").read_text()
+    assert "struct v4l2_ctrl_av1_frame {" in text
+    system = Path("/usr/include/linux/v4l2-controls.h")
+    assert not system.exists() or "struct v4l2_ctrl_av1_frame {" not in system.read_text(), \
+        "the system header has the AV1 uAPI now: check against it instead"

@@ -147,8 +147,8 @@ def _msg_name(msg) -> str:
 
 def _check_frame(data: bytes) -> None:
     """dv_check_frame: what proto.parse does not look at."""
-    r = proto.ffi.cast("struct dv4l2_frame_resp *",
-                       proto.ffi.from_buffer(data[proto.HEADER_SIZE:]))
+    # typed from_buffer keeps the slice alive (a cast of a temporary did not)
+    r = proto.ffi.from_buffer("struct dv4l2_frame_resp *", data[proto.HEADER_SIZE:])
     if not r.flags or r.flags & ~_FRAME_FLAGS:
         raise ProtocolError(f"FRAME flags 0x{r.flags:x}")
     if r.status > 0 or r.status < -MAX_ERRNO:

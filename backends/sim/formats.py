@@ -1,6 +1,7 @@
 """Formats and controls of the decoder, as driver-model.md's "Formats" section says."""
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -110,7 +111,9 @@ class CtrlDesc:
 CODEC_CONTROLS = {
     proto.CODEC_VP9: (CtrlDesc("V4L2_CID_STATELESS_VP9_FRAME", required=True),
                       CtrlDesc("V4L2_CID_STATELESS_VP9_COMPRESSED_HDR")),
-    proto.CODEC_H264: (CtrlDesc("V4L2_CID_STATELESS_H264_SPS", required=True),
+    # The SPS is not required in every request (it keeps its current value):
+    # GStreamer's v4l2slh264dec sets it only when the sequence changes.
+    proto.CODEC_H264: (CtrlDesc("V4L2_CID_STATELESS_H264_SPS"),
                        CtrlDesc("V4L2_CID_STATELESS_H264_PPS", required=True),
                        CtrlDesc("V4L2_CID_STATELESS_H264_SCALING_MATRIX"),
                        CtrlDesc("V4L2_CID_STATELESS_H264_DECODE_PARAMS", required=True),
@@ -135,14 +138,25 @@ def _usable(desc: CtrlDesc) -> bool:
     return cid is not None and (bool(desc.menu) or cid in uapi.CONTROL_STRUCTS)
 
 
+@functools.cache
+def _controls_by_id() -> dict[int, CtrlDesc]:
+    # the tables are constant: built once (every S_EXT_CTRLS and DECODE looks here)
+    return {_cid(d): d for descs in CODEC_CONTROLS.values() for d in descs if _usable(d)}
+
+
+@functools.cache
+def _codec_controls(codec: int) -> tuple[int, ...]:
+    return tuple(_cid(d) for d in CODEC_CONTROLS.get(codec, ()) if _usable(d))
+
+
 def all_controls() -> dict[int, CtrlDesc]:
     """Every control the device registers (every codec's, as visl does), by id."""
-    return {_cid(d): d for descs in CODEC_CONTROLS.values() for d in descs if _usable(d)}
+    return dict(_controls_by_id())
 
 
 def codec_controls(codec: int) -> list[int]:
     """The ids a DECODE of this codec carries, in the module's order."""
-    return [_cid(d) for d in CODEC_CONTROLS.get(codec, ()) if _usable(d)]
+    return list(_codec_controls(codec))
 
 
 def required_controls(codec: int) -> list[int]:
@@ -150,7 +164,7 @@ def required_controls(codec: int) -> list[int]:
 
 
 def control_desc(cid: int) -> CtrlDesc | None:
-    return all_controls().get(cid)
+    return _controls_by_id().get(cid)
 
 
 def elem_size(cid: int) -> int | None:

@@ -42,12 +42,15 @@ class SimKernel:
     chardev_path = "/dev/daedalus-v4l2"
 
     def __init__(self, seed: int = 0, watchdog_ms: int = 2000,
-                 claim_policy: str = "device_run") -> None:
+                 claim_policy: str = "device_run", digest: bool = True) -> None:
         if claim_policy not in CLAIM_POLICIES:
             raise ValueError(f"claim_policy must be one of {CLAIM_POLICIES}")
         self.rng = random.Random(seed)
         self.watchdog_ms = watchdog_ms
         self.claim_policy = claim_policy
+        # The module's ``digest`` parameter (off there): False sets DECODE_NO_DIGEST.
+        # On by default here, so tests see every DECODE as before; the decode path turns it off.
+        self.digest = digest
         self.clock = 0                       # virtual ms
         self.stats = SimStats()
         self.faults = Faults(_kernel=self)
@@ -60,6 +63,7 @@ class SimKernel:
         self.daemon_step: Callable[[], bool] | None = None
         self._cookies = itertools.count(1)
         self._ctx_ids = itertools.count(1)
+        self._request_ids = itertools.count(1)
         self._subscribers: list[Callable[[SimEvent], None]] = []
         self._in_run = False
         self.retired_held = 0       # held entries whose dst the next slice took over
@@ -263,7 +267,8 @@ class SimKernel:
             self.chardev.queue(ctx.stream_open())
             ctx.session_open = True
         flags = (proto.DECODE_HOLD_CAPTURE if entry.hold else 0) | \
-                (proto.DECODE_FIRST_SLICE if entry.first_slice else 0)
+                (proto.DECODE_FIRST_SLICE if entry.first_slice else 0) | \
+                (0 if self.digest else proto.DECODE_NO_DIGEST)
         req = proto.DecodeRequest(
             stream_id=ctx.id, cookie=entry.cookie, timestamp=src.timestamp_ns, codec=ctx.codec,
             coded_width=ctx.out_fmt.width, coded_height=ctx.out_fmt.height,
@@ -280,7 +285,7 @@ class SimKernel:
         return True
 
     def _bitstream(self, src: Vb2Buffer) -> bytes:
-        data = bytes(src.mem[:src.bytesused])
+        data = bytes(memoryview(src.mem)[:src.bytesused])   # one copy (a bytearray slice is a second)
         if self.faults.corrupt_bitstreams > 0 and data:
             self.faults.corrupt_bitstreams -= 1
             data = bytearray(data)

@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import enum
-import itertools
 from dataclasses import dataclass, field
 
 from ...errors import InvariantError
-
-_ids = itertools.count(1)
-
 
 class ReqState(enum.Enum):
     IDLE = "idle"          # being filled: controls and a buffer may be bound
@@ -18,7 +14,7 @@ class ReqState(enum.Enum):
 
 @dataclass(eq=False)
 class MediaRequest:
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int  # numbered per SimKernel, so a fresh kernel replays identically
     state: ReqState = ReqState.IDLE
     buffer: object = None                              # the bound Vb2Buffer (one per request)
     controls: dict[int, bytes] = field(default_factory=dict)

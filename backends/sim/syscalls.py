@@ -131,7 +131,7 @@ class SimSyscalls(Syscalls):
             if request == uapi.MEDIA_IOC_DEVICE_INFO:
                 return self._media_info(arg)
             if request == uapi.MEDIA_IOC_REQUEST_ALLOC:
-                arg[0] = self._new_fd(RequestFile(MediaRequest()))
+                arg[0] = self._new_fd(RequestFile(MediaRequest(next(self.kernel._request_ids))))
                 return 0
         if isinstance(f, RequestFile):
             if request == uapi.MEDIA_REQUEST_IOC_QUEUE:

@@ -139,6 +139,52 @@ struct v4l2_ctrl_vp9_frame {
     __u8 tile_cols_log2; __u8 tile_rows_log2; __u8 reference_mode;
     __u8 reserved[7];
 };
+
+/* ---- H.264 stateless controls ---- */
+struct v4l2_ctrl_h264_sps {
+    __u8 profile_idc; __u8 constraint_set_flags; __u8 level_idc; __u8 seq_parameter_set_id;
+    __u8 chroma_format_idc; __u8 bit_depth_luma_minus8; __u8 bit_depth_chroma_minus8;
+    __u8 log2_max_frame_num_minus4; __u8 pic_order_cnt_type; __u8 log2_max_pic_order_cnt_lsb_minus4;
+    __u8 max_num_ref_frames; __u8 num_ref_frames_in_pic_order_cnt_cycle;
+    __s32 offset_for_ref_frame[255]; __s32 offset_for_non_ref_pic; __s32 offset_for_top_to_bottom_field;
+    __u16 pic_width_in_mbs_minus1; __u16 pic_height_in_map_units_minus1; __u32 flags;
+};
+struct v4l2_ctrl_h264_pps {
+    __u8 pic_parameter_set_id; __u8 seq_parameter_set_id; __u8 num_slice_groups_minus1;
+    __u8 num_ref_idx_l0_default_active_minus1; __u8 num_ref_idx_l1_default_active_minus1;
+    __u8 weighted_bipred_idc; __s8 pic_init_qp_minus26; __s8 pic_init_qs_minus26;
+    __s8 chroma_qp_index_offset; __s8 second_chroma_qp_index_offset; __u16 flags;
+};
+struct v4l2_ctrl_h264_scaling_matrix { __u8 scaling_list_4x4[6][16]; __u8 scaling_list_8x8[6][64]; };
+struct v4l2_h264_weight_factors {
+    __s16 luma_weight[32]; __s16 luma_offset[32]; __s16 chroma_weight[32][2]; __s16 chroma_offset[32][2];
+};
+struct v4l2_ctrl_h264_pred_weights {
+    __u16 luma_log2_weight_denom; __u16 chroma_log2_weight_denom;
+    struct v4l2_h264_weight_factors weight_factors[2];
+};
+struct v4l2_h264_reference { __u8 fields; __u8 index; };
+struct v4l2_ctrl_h264_slice_params {
+    __u32 header_bit_size; __u32 first_mb_in_slice;
+    __u8 slice_type; __u8 colour_plane_id; __u8 redundant_pic_cnt; __u8 cabac_init_idc;
+    __s8 slice_qp_delta; __s8 slice_qs_delta; __u8 disable_deblocking_filter_idc;
+    __s8 slice_alpha_c0_offset_div2; __s8 slice_beta_offset_div2;
+    __u8 num_ref_idx_l0_active_minus1; __u8 num_ref_idx_l1_active_minus1; __u8 reserved;
+    struct v4l2_h264_reference ref_pic_list0[32]; struct v4l2_h264_reference ref_pic_list1[32];
+    __u32 flags;
+};
+struct v4l2_h264_dpb_entry {
+    __u64 reference_ts; __u32 pic_num; __u16 frame_num; __u8 fields; __u8 reserved[5];
+    __s32 top_field_order_cnt; __s32 bottom_field_order_cnt; __u32 flags;
+};
+struct v4l2_ctrl_h264_decode_params {
+    struct v4l2_h264_dpb_entry dpb[16];
+    __u16 nal_ref_idc; __u16 frame_num; __s32 top_field_order_cnt; __s32 bottom_field_order_cnt;
+    __u16 idr_pic_id; __u16 pic_order_cnt_lsb; __s32 delta_pic_order_cnt_bottom;
+    __s32 delta_pic_order_cnt0; __s32 delta_pic_order_cnt1;
+    __u32 dec_ref_pic_marking_bit_size; __u32 pic_order_cnt_bit_size; __u32 slice_group_change_cycle;
+    __u32 reserved; __u32 flags;
+};
 """
 
 # v4l2_ext_control is __attribute__((packed)) in the kernel: its union sits at
@@ -161,9 +207,87 @@ struct v4l2_ext_control {
 };
 """
 
+# The AV1 controls (Linux 6.5+): these machines' system headers are 6.1, so
+# tests/test_layouts.py checks these layouts against the 6.12 source's
+# <linux/v4l2-controls.h>.  Enum members are int-sized: __u32 here.
+CDEF_AV1 = r"""
+struct v4l2_ctrl_av1_sequence {
+    __u32 flags; __u8 seq_profile; __u8 order_hint_bits; __u8 bit_depth; __u8 reserved;
+    __u16 max_frame_width_minus_1; __u16 max_frame_height_minus_1;
+};
+struct v4l2_ctrl_av1_tile_group_entry { __u32 tile_offset; __u32 tile_size; __u32 tile_row; __u32 tile_col; };
+struct v4l2_av1_global_motion {
+    __u8 flags[8]; __u32 type[8]; __s32 params[8][6]; __u8 invalid; __u8 reserved[3];
+};
+struct v4l2_av1_loop_restoration {
+    __u8 flags; __u8 lr_unit_shift; __u8 lr_uv_shift; __u8 reserved;
+    __u32 frame_restoration_type[3]; __u32 loop_restoration_size[3];
+};
+struct v4l2_av1_cdef {
+    __u8 damping_minus_3; __u8 bits; __u8 y_pri_strength[8]; __u8 y_sec_strength[8];
+    __u8 uv_pri_strength[8]; __u8 uv_sec_strength[8];
+};
+struct v4l2_av1_segmentation {
+    __u8 flags; __u8 last_active_seg_id; __u8 feature_enabled[8]; __s16 feature_data[8][8];
+};
+struct v4l2_av1_loop_filter {
+    __u8 flags; __u8 level[4]; __u8 sharpness; __s8 ref_deltas[8]; __s8 mode_deltas[2]; __u8 delta_lf_res;
+};
+struct v4l2_av1_quantization {
+    __u8 flags; __u8 base_q_idx; __s8 delta_q_y_dc; __s8 delta_q_u_dc; __s8 delta_q_u_ac;
+    __s8 delta_q_v_dc; __s8 delta_q_v_ac; __u8 qm_y; __u8 qm_u; __u8 qm_v; __u8 delta_q_res;
+};
+struct v4l2_av1_tile_info {
+    __u8 flags; __u8 context_update_tile_id; __u8 tile_cols; __u8 tile_rows;
+    __u32 mi_col_starts[65]; __u32 mi_row_starts[65];
+    __u32 width_in_sbs_minus_1[64]; __u32 height_in_sbs_minus_1[64];
+    __u8 tile_size_bytes; __u8 reserved[3];
+};
+struct v4l2_ctrl_av1_frame {
+    struct v4l2_av1_tile_info tile_info;
+    struct v4l2_av1_quantization quantization;
+    __u8 superres_denom;
+    struct v4l2_av1_segmentation segmentation;
+    struct v4l2_av1_loop_filter loop_filter;
+    struct v4l2_av1_cdef cdef;
+    __u8 skip_mode_frame[2];
+    __u8 primary_ref_frame;
+    struct v4l2_av1_loop_restoration loop_restoration;
+    struct v4l2_av1_global_motion global_motion;
+    __u32 flags; __u32 frame_type; __u32 order_hint; __u32 upscaled_width;
+    __u32 interpolation_filter; __u32 tx_mode;
+    __u32 frame_width_minus_1; __u32 frame_height_minus_1;
+    __u16 render_width_minus_1; __u16 render_height_minus_1;
+    __u32 current_frame_id;
+    __u32 buffer_removal_time[32];
+    __u8 reserved[4];
+    __u32 order_hints[8];
+    __u64 reference_frame_ts[8];
+    __s8 ref_frame_idx[7];
+    __u8 refresh_frame_flags;
+};
+struct v4l2_ctrl_av1_film_grain {
+    __u8 flags; __u8 cr_mult; __u16 grain_seed; __u8 film_grain_params_ref_idx;
+    __u8 num_y_points; __u8 point_y_value[16]; __u8 point_y_scaling[16];
+    __u8 num_cb_points; __u8 point_cb_value[16]; __u8 point_cb_scaling[16];
+    __u8 num_cr_points; __u8 point_cr_value[16]; __u8 point_cr_scaling[16];
+    __u8 grain_scaling_minus_8; __u8 ar_coeff_lag;
+    __u8 ar_coeffs_y_plus_128[25]; __u8 ar_coeffs_cb_plus_128[25]; __u8 ar_coeffs_cr_plus_128[25];
+    __u8 ar_coeff_shift_minus_6; __u8 grain_scale_shift; __u8 cb_mult; __u8 cb_luma_mult;
+    __u8 cr_luma_mult; __u16 cb_offset; __u16 cr_offset; __u8 reserved[4];
+};
+"""
+CHECKED_STRUCTS_AV1 = [
+    "v4l2_ctrl_av1_sequence", "v4l2_ctrl_av1_tile_group_entry", "v4l2_av1_global_motion",
+    "v4l2_av1_loop_restoration", "v4l2_av1_cdef", "v4l2_av1_segmentation", "v4l2_av1_loop_filter",
+    "v4l2_av1_quantization", "v4l2_av1_tile_info", "v4l2_ctrl_av1_frame",
+    "v4l2_ctrl_av1_film_grain",
+]
+
 ffi = cffi.FFI()
 ffi.cdef(CDEF)
 ffi.cdef(CDEF_PACKED, packed=True)
+ffi.cdef(CDEF_AV1)
 
 # Structs whose layout tests/test_layouts.py checks against the system headers.
 CHECKED_STRUCTS = [
@@ -173,6 +297,9 @@ CHECKED_STRUCTS = [
     "v4l2_query_ext_ctrl", "v4l2_decoder_cmd", "v4l2_event_subscription", "v4l2_event",
     "media_device_info", "v4l2_vp9_loop_filter", "v4l2_vp9_quantization",
     "v4l2_vp9_segmentation", "v4l2_ctrl_vp9_frame",
+    "v4l2_ctrl_h264_sps", "v4l2_ctrl_h264_pps", "v4l2_ctrl_h264_scaling_matrix",
+    "v4l2_h264_weight_factors", "v4l2_ctrl_h264_pred_weights", "v4l2_h264_reference",
+    "v4l2_ctrl_h264_slice_params", "v4l2_h264_dpb_entry", "v4l2_ctrl_h264_decode_params",
 ]
 
 
@@ -306,6 +433,53 @@ V4L2_VP9_SEGMENTATION_FLAG_TEMPORAL_UPDATE = 0x04
 V4L2_VP9_SEGMENTATION_FLAG_UPDATE_DATA = 0x08
 V4L2_VP9_SEGMENTATION_FLAG_ABS_OR_DELTA_UPDATE = 0x10
 
+V4L2_STATELESS_H264_DECODE_MODE_SLICE_BASED = 0
+V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED = 1
+V4L2_STATELESS_H264_START_CODE_NONE = 0
+V4L2_STATELESS_H264_START_CODE_ANNEX_B = 1
+V4L2_H264_SPS_CONSTRAINT_SET0_FLAG = 0x01
+V4L2_H264_SPS_CONSTRAINT_SET1_FLAG = 0x02
+V4L2_H264_SPS_CONSTRAINT_SET2_FLAG = 0x04
+V4L2_H264_SPS_CONSTRAINT_SET3_FLAG = 0x08
+V4L2_H264_SPS_CONSTRAINT_SET4_FLAG = 0x10
+V4L2_H264_SPS_CONSTRAINT_SET5_FLAG = 0x20
+V4L2_H264_SPS_FLAG_SEPARATE_COLOUR_PLANE = 0x01
+V4L2_H264_SPS_FLAG_QPPRIME_Y_ZERO_TRANSFORM_BYPASS = 0x02
+V4L2_H264_SPS_FLAG_DELTA_PIC_ORDER_ALWAYS_ZERO = 0x04
+V4L2_H264_SPS_FLAG_GAPS_IN_FRAME_NUM_VALUE_ALLOWED = 0x08
+V4L2_H264_SPS_FLAG_FRAME_MBS_ONLY = 0x10
+V4L2_H264_SPS_FLAG_MB_ADAPTIVE_FRAME_FIELD = 0x20
+V4L2_H264_SPS_FLAG_DIRECT_8X8_INFERENCE = 0x40
+V4L2_H264_PPS_FLAG_ENTROPY_CODING_MODE = 0x0001
+V4L2_H264_PPS_FLAG_BOTTOM_FIELD_PIC_ORDER_IN_FRAME_PRESENT = 0x0002
+V4L2_H264_PPS_FLAG_WEIGHTED_PRED = 0x0004
+V4L2_H264_PPS_FLAG_DEBLOCKING_FILTER_CONTROL_PRESENT = 0x0008
+V4L2_H264_PPS_FLAG_CONSTRAINED_INTRA_PRED = 0x0010
+V4L2_H264_PPS_FLAG_REDUNDANT_PIC_CNT_PRESENT = 0x0020
+V4L2_H264_PPS_FLAG_TRANSFORM_8X8_MODE = 0x0040
+V4L2_H264_PPS_FLAG_SCALING_MATRIX_PRESENT = 0x0080
+V4L2_H264_SLICE_TYPE_P = 0
+V4L2_H264_SLICE_TYPE_B = 1
+V4L2_H264_SLICE_TYPE_I = 2
+V4L2_H264_SLICE_TYPE_SP = 3
+V4L2_H264_SLICE_TYPE_SI = 4
+V4L2_H264_SLICE_FLAG_DIRECT_SPATIAL_MV_PRED = 0x01
+V4L2_H264_SLICE_FLAG_SP_FOR_SWITCH = 0x02
+V4L2_H264_TOP_FIELD_REF = 0x1
+V4L2_H264_BOTTOM_FIELD_REF = 0x2
+V4L2_H264_FRAME_REF = 0x3
+V4L2_H264_NUM_DPB_ENTRIES = 16
+V4L2_H264_REF_LIST_LEN = 32
+V4L2_H264_DPB_ENTRY_FLAG_VALID = 0x01
+V4L2_H264_DPB_ENTRY_FLAG_ACTIVE = 0x02
+V4L2_H264_DPB_ENTRY_FLAG_LONG_TERM = 0x04
+V4L2_H264_DPB_ENTRY_FLAG_FIELD = 0x08
+V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC = 0x01
+V4L2_H264_DECODE_PARAM_FLAG_FIELD_PIC = 0x02
+V4L2_H264_DECODE_PARAM_FLAG_BOTTOM_FIELD = 0x04
+V4L2_H264_DECODE_PARAM_FLAG_PFRAME = 0x08
+V4L2_H264_DECODE_PARAM_FLAG_BFRAME = 0x10
+
 V4L2_PIX_FMT_VP9_FRAME = fourcc("VP9F")
 V4L2_PIX_FMT_H264_SLICE = fourcc("S264")
 V4L2_PIX_FMT_AV1_FRAME = fourcc("AV1F")
@@ -315,8 +489,18 @@ V4L2_PIX_FMT_P010 = fourcc("P010")
 # Which control struct each stateless control carries.
 CONTROL_STRUCTS = {
     V4L2_CID_STATELESS_VP9_FRAME: "struct v4l2_ctrl_vp9_frame",
+    V4L2_CID_STATELESS_AV1_SEQUENCE: "struct v4l2_ctrl_av1_sequence",
+    V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY: "struct v4l2_ctrl_av1_tile_group_entry",
+    V4L2_CID_STATELESS_AV1_FRAME: "struct v4l2_ctrl_av1_frame",
+    V4L2_CID_STATELESS_AV1_FILM_GRAIN: "struct v4l2_ctrl_av1_film_grain",
+    V4L2_CID_STATELESS_H264_SPS: "struct v4l2_ctrl_h264_sps",
+    V4L2_CID_STATELESS_H264_PPS: "struct v4l2_ctrl_h264_pps",
+    V4L2_CID_STATELESS_H264_SCALING_MATRIX: "struct v4l2_ctrl_h264_scaling_matrix",
+    V4L2_CID_STATELESS_H264_PRED_WEIGHTS: "struct v4l2_ctrl_h264_pred_weights",
+    V4L2_CID_STATELESS_H264_SLICE_PARAMS: "struct v4l2_ctrl_h264_slice_params",
+    V4L2_CID_STATELESS_H264_DECODE_PARAMS: "struct v4l2_ctrl_h264_decode_params",
 }
 
 # Constants the layout test checks against the system headers, by C name.
 CHECKED_CONSTANTS = [name for name in dir() if name.startswith(("V4L2_", "VIDIOC_", "MEDIA_"))
-                     and not name.startswith(("V4L2_PIX_FMT_", "V4L2_CID_STATELESS_AV1"))]
+                     and not name.startswith(("V4L2_PIX_FMT_", "V4L2_CID_STATELESS_AV1", "V4L2_AV1_"))]

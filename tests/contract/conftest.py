@@ -1,0 +1,70 @@
+"""The contract suite's fixtures: one ``backend`` fixture over both backends.
+
+``sim`` runs in the default tier. ``hw`` carries the ``vm`` marker: on the
+host, ``pytest -m vm tests/vm tests/contract`` hands it to the rig's guest
+(tests/vm/conftest.py proxies every ``vm`` test that is not ``vm_host``),
+where it drives the real module and the daemon the rig started.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ..reference import ffmpeg_nv12, frame_md5s
+from .backends import IN_GUEST, VP9_CLIPS, HwBackend, SimBackend, daemon_attached
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """In the guest, report to the host as tests/vm/conftest.py does for tests/vm.
+
+    Its hook only sees tests under tests/vm (conftest hooks are path-local), while
+    its host side proxies every selected ``vm`` test, these included; so the hw
+    half of this suite writes its results in the same format here."""
+    path = os.environ.get("DAEDALUS_VM_RESULTS")
+    if not (IN_GUEST and path):
+        return
+    entry = {
+        "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
+        "duration": report.duration,
+        "longrepr": report.longreprtext if report.longrepr is not None else "",
+        "sections": [[title, text] for title, text in report.sections],
+    }
+    if report.skipped and isinstance(report.longrepr, tuple):
+        entry["longrepr"] = str(report.longrepr[2])
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+
+
+@pytest.fixture(params=["sim", pytest.param("hw", marks=pytest.mark.vm)])
+def backend(request):
+    if request.param == "sim":
+        return SimBackend()
+    if not IN_GUEST:
+        pytest.skip("the hw backend runs in the VM guest: pytest -m vm tests/vm tests/contract")
+    if os.environ.get("DAEDALUS_MODULE_LOADED") == "0":
+        pytest.fail("the rig did not load the daedalus_v4l2 module", pytrace=False)
+    if not daemon_attached():
+        pytest.fail("no daemon holds /dev/daedalus-v4l2 (the rig starts one; see daemon.log)",
+                    pytrace=False)
+    return HwBackend()
+
+
+@pytest.fixture(scope="session")
+def vp9_clip(clip):
+    """``vp9_clip(name) -> Path`` for a name of ``VP9_CLIPS``, made once per session."""
+    return lambda name: clip(".ivf", **VP9_CLIPS[name])
+
+
+@pytest.fixture(scope="session")
+def reference_md5s(vp9_clip):
+    """``reference_md5s(name)``: per-frame MD5s of Debian's ffmpeg decode (NV12)."""
+    cache: dict[str, list[str]] = {}
+
+    def get(name: str) -> list[str]:
+        if name not in cache:
+            spec = VP9_CLIPS[name]
+            cache[name] = frame_md5s(ffmpeg_nv12(vp9_clip(name)), spec["width"], spec["height"])
+        return cache[name]
+    return get

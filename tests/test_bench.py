@@ -1,0 +1,86 @@
+"""The benchmark runs and reports every field (``daedalus-v4l2 bench``).
+
+Tiny clips, one run: this checks the report, never a timing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from daedalus_v4l2 import bench, cli
+
+CODECS = ("vp9", "h264", "av1")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    settings = bench.Settings(codecs=CODECS, frames=8, repeat=1, rss_frames=12, warmup=4,
+                              micro_repeat=2, width=320, height=180,
+                              cache=tmp_path_factory.mktemp("bench-clips"), mode="test")
+    lines = []
+    return bench.run(settings, lines.append) | {"_progress": lines}
+
+
+def test_every_codec_reports_every_field(report):
+    assert set(report["codecs"]) == set(CODECS)
+    for codec, r in report["codecs"].items():
+        assert r["frames"] == 8 and r["errors"] == 0, codec
+        assert set(r["bare_fps"]) == set(bench.BARE_THREAD_TYPES)
+        assert r["bare_best"] in bench.BARE_THREAD_TYPES
+        for key in ("bare_best_fps", "bare_slice_fps", "sim_fps", "ratio", "ratio_slice",
+                    "peak_rss_mb"):
+            assert r[key] > 0, (codec, key)
+        assert len(r["sim_runs"]) == 1
+        stages = r["stages_ms"]
+        base = set(bench.STAGES) | {"transport", "total", "overhead"}
+        assert set(stages) == base | {"cpu_" + k for k in base}
+        assert stages["libavcodec"] > 0 and stages["packing"] > 0 and stages["kernel"] > 0
+        assert stages["total"] == pytest.approx(sum(stages[s] for s in bench.STAGES), rel=1e-6)
+        rss = r["rss"]
+        assert rss["frames"] == 12 and rss["warmup"] == 4 and rss["errors"] == 0
+        assert {"start_mb", "end_mb", "max_mb", "growth_mb"} <= set(rss)
+
+
+def test_packing_and_protocol_are_measured(report):
+    assert set(report["packing"]) == {"NV12", "P010"}
+    for p in report["packing"].values():
+        for key in ("pack_ms", "pack_digest_ms", "digest_ms", "reformat_copy_ms", "speedup",
+                    "speedup_with_digest"):
+            assert p[key] > 0, key
+    names = set(report["protocol"])
+    kinds = ("DecodeRequest (key)", "DecodeRequest (median)", "FrameResponse")
+    assert names == {f"{c} {kind}" for c in CODECS for kind in kinds}
+    for p in report["protocol"].values():
+        assert p["bytes"] > 0 and p["encode_us"] > 0 and p["parse_us"] > 0
+
+
+def test_report_prints_and_serializes(report):
+    text = bench.format_report(report)
+    for codec in CODECS:
+        assert codec in text
+    for word in ("sim/bare", "peak RSS", "RSS growth", "libavcodec", "packing", "protocol",
+                 "load average", "targets:"):
+        assert word in text, word
+    assert report["hw"] is None
+    assert all(isinstance(ok, bool) for ok in report["verdict"].values())
+    assert len(report["verdict"]) == 4 * len(CODECS) + 4
+    json.loads(json.dumps(report, default=str))
+
+
+def test_the_command_is_registered():
+    args = cli.build_parser().parse_args(["bench", "--short", "--codecs", "vp9", "--json", "-"])
+    assert args.command == "bench" and args.short and args.codecs == "vp9"
+    assert cli.COMMANDS["bench"] is cli.cmd_bench
+
+
+def test_short_mode_is_small():
+    s = bench.Settings.for_mode(True)
+    assert s.mode == "short" and s.frames < bench.FULL["frames"] and s.repeat == 1
+    assert bench.Settings.for_mode(False, frames=10).frames == 10
+
+
+def test_clip_cache_names_every_parameter(tmp_path):
+    a = bench.clip_path("vp9", 10, directory=tmp_path, make=False)
+    b = bench.clip_path("vp9", 11, directory=tmp_path, make=False)
+    c = bench.clip_path("h264", 10, directory=tmp_path, make=False)
+    assert len({a, b, c}) == 3 and not a.exists()

@@ -1,0 +1,295 @@
+"""The TUI on the simulated stack: App.run_test() + Pilot, condition-based waits, SVG snapshots.
+
+Snapshots run the sim without real time (``realtime=False``) and with a clock
+that moves per event (``StepClock``), and hold the worker at a fixed event
+count, so what is on screen is a function of the clip and the seed only.
+
+Nothing here asserts on time: every wait is for a condition, with a generous
+timeout (the machine may be loaded), and what a test checks does not depend
+on how many screen updates happened on the way (events are collected from
+every snapshot the app received; errors and faults are never skipped).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from daedalus_v4l2 import cli
+from daedalus_v4l2.synth import VP9_GOOD
+from daedalus_v4l2.tui import run as tui_run
+from daedalus_v4l2.tui.app import DaedalusTui
+from daedalus_v4l2.tui.event_log import EventLog
+from daedalus_v4l2.tui.inflight_table import COLUMNS, GAP, InflightTable
+from daedalus_v4l2.tui.model import InflightRow
+from daedalus_v4l2.tui.sim_source import Clip, SimSource, StepClock
+
+TIMEOUT = 90.0          # seconds; only reached when something is wrong (or the machine stalls)
+
+FRAME_THREADS = {"thread_type": "FRAME", "thread_count": 3}
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory):
+    from .clips import cached_clip
+    path = cached_clip(tmp_path_factory.mktemp("tui"), ".ivf", codec="vp9", width=176,
+                       height=144, frames=24, options=VP9_GOOD)
+    return Clip.from_file(path)
+
+
+def frozen_source(clip, **options) -> SimSource:
+    """For snapshots.  They stop at <= 160 events: fewer than a snapshot's event ring
+    (sim_source.EVENT_RING) and than the log writes at once (event_log.PER_UPDATE), so
+    no "events not shown" marker can appear, whatever the update rate was."""
+    return SimSource(clip, loop=False, realtime=False, clock=StepClock(), start_paused=True,
+                     **options)
+
+
+class RecordingTui(DaedalusTui):
+    """The app, keeping every event of every snapshot it was sent (the log shows
+    the newest only): what a test looks for does not depend on the update rate."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen_events = []
+
+    def on_snapshot_ready(self, message) -> None:
+        self.seen_events.extend(message.snapshot.events)
+        super().on_snapshot_ready(message)
+
+
+async def wait_for(pilot, predicate, timeout: float = TIMEOUT) -> None:
+    """Let the app run until ``predicate()`` holds (a condition, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            app = pilot.app
+            log = app.query_one(EventLog)
+            raise AssertionError(
+                f"condition not reached in {timeout:.0f} s ({app.snapshot and app.snapshot.events_total} "
+                f"events, {app.updates} updates, status {app.snapshot and app.snapshot.status!r}, "
+                f"log {len(log.lines)} lines at {log.scroll_y}/{log.max_scroll_y})")
+        await pilot.pause(0.05)
+    await pilot.pause()          # one more round: the widgets render what arrived
+
+
+def at_event(app, count: int, running: bool | None = None):
+    def reached() -> bool:
+        s = app.snapshot
+        log = app.query_one(EventLog)
+        return s is not None and s.events_total >= count and \
+            (running is None or s.running == running) and \
+            log.caught_up and len(log.lines) > 0 and \
+            log.scroll_y >= log.max_scroll_y                # the log caught up
+    return reached
+
+
+# ------------------------------------------------------------------ snapshots
+
+def test_snapshots_cannot_skip_events():
+    """See frozen_source: what keeps the snapshots independent of the update rate."""
+    from daedalus_v4l2.tui import event_log, sim_source
+    assert 160 < min(sim_source.EVENT_RING, event_log.PER_UPDATE)
+
+
+def test_snapshot_streaming(snap_compare, small_clip):
+    app = DaedalusTui(frozen_source(small_clip))
+
+    async def run_before(pilot):
+        app.source.run_until_event(160)
+        await wait_for(pilot, at_event(app, 160, running=True))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_paused(snap_compare, small_clip):
+    app = DaedalusTui(frozen_source(small_clip))
+
+    async def run_before(pilot):
+        await wait_for(pilot, at_event(app, 1, running=False))
+        app.source.step(70)
+        await wait_for(pilot, at_event(app, 71))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_parked_buffers(snap_compare, small_clip):
+    app = DaedalusTui(frozen_source(small_clip, depth=8, daemon_options=FRAME_THREADS))
+
+    async def run_before(pilot):
+        app.source.run_until_event(100)
+        await wait_for(pilot, at_event(app, 100))
+        assert app.snapshot.counters.parked_now == 2
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_error(snap_compare, small_clip):
+    app = DaedalusTui(frozen_source(small_clip))
+
+    async def run_before(pilot):
+        app.source.run_until_event(60)
+        await wait_for(pilot, at_event(app, 60))
+        await pilot.press("c")                     # corrupt the next bitstream
+        app.source.run_until_event(110)
+        await wait_for(pilot, lambda: app.snapshot.counters.errors == 1
+                       and at_event(app, 110)())
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+# ------------------------------------------------------------------ behaviour
+
+def test_pause_and_step_one_event(small_clip):
+    async def go():
+        app = DaedalusTui(SimSource(small_clip, loop=True, realtime=False))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 5)
+            await pilot.press("space")
+            await wait_for(pilot, lambda: not app.snapshot.running)
+            seen = app.snapshot.events_total
+            app.source.request_snapshot()
+            await wait_for(pilot, lambda: app.updates > 3 and app.snapshot.events_total == seen)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.snapshot.events_total == seen + 1)
+            await pilot.press("space")
+            await wait_for(pilot, lambda: app.snapshot.events_total > seen + 50)
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_dropped_response_shows_the_watchdog_path(small_clip):
+    async def go():
+        app = RecordingTui(SimSource(small_clip, loop=True, realtime=False, watchdog_ms=500,
+                                     pace_fps=100))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 3)
+            await pilot.press("d")
+            await wait_for(pilot, lambda: app.snapshot.counters.watchdog_expiries == 1)
+            # The fault and the watchdog's failing of the job it left waiting reached the
+            # screen: errors and faults are never among the events a snapshot skips.
+            await wait_for(pilot, lambda: any(e.kind == "fail" and e.detail == "watchdog"
+                                              for e in app.seen_events))
+            faults = [e for e in app.seen_events if e.kind == "fault"]
+            assert [e.detail for e in faults] == ["drop the next response"]
+            fail = next(e for e in app.seen_events if e.kind == "fail")
+            assert fail.seq > faults[0].seq and fail.is_error
+            assert app.snapshot.counters.errors >= 1
+            done = app.snapshot.counters.done
+            await wait_for(pilot, lambda: app.snapshot.counters.done > done + 20)  # and it goes on
+            assert app.snapshot.counters.watchdog_expiries == 1
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_stall_then_kill_and_restart_the_daemon(small_clip):
+    async def go():
+        app = DaedalusTui(SimSource(small_clip, loop=True, realtime=True, watchdog_ms=300,
+                                    pace_fps=200))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 3)
+            await pilot.press("t")
+            await wait_for(pilot, lambda: "STALLED" in app.snapshot.status)
+            await wait_for(pilot, lambda: app.snapshot.counters.watchdog_expiries >= 1)
+            await pilot.press("t", "k")
+            await wait_for(pilot, lambda: "KILLED" in app.snapshot.status)
+            errors = app.snapshot.counters.errors
+            await wait_for(pilot, lambda: app.snapshot.counters.errors > errors)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: "daemon up" in app.snapshot.status)
+            done = app.snapshot.counters.done
+            await wait_for(pilot, lambda: app.snapshot.counters.done > done + 20)
+            assert app.source.error is None
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_updates_keep_coming_while_decoding(small_clip):
+    """The app asks for a snapshot REFRESH_HZ (>= 10) times a second and shows each one.
+    The rate actually reached is measured by benchmarks/tui_overhead.py: a rate
+    asserted here would depend on how loaded the machine is."""
+    async def go():
+        app = DaedalusTui(SimSource(small_clip, loop=True, pace_fps=60))
+        assert app.refresh_hz >= 10
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.updates >= 1)
+            first = app.snapshot.events_total
+            await wait_for(pilot, lambda: app.updates >= 20
+                           and app.snapshot.events_total > first)
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_inflight_columns_line_up_under_their_headers():
+    """Numbers right-aligned under right-aligned headers, text left-aligned: each
+    value sits in its header's cells, and no column is empty."""
+    from textual.app import App
+
+    class TableOnly(App):
+        def compose(self):
+            yield InflightTable()
+
+    async def go():
+        app = TableOnly()
+        async with app.run_test(size=(80, 12)) as pilot:
+            table = app.query_one(InflightTable)
+            table.entries = (InflightRow(1234, 1, "vp9", 17, 3, 11, "decoding", 42),
+                             InflightRow(7, 2, "h264", None, None, 0, "done", 1))
+            await pilot.pause()
+            return table.lines
+    header, first, second = asyncio.run(go())
+    spans, start = {}, 0
+    for key, name, width, right in COLUMNS:
+        spans[key] = (start, start + width, right)
+        assert header[start:start + width] == (name.rjust(width) if right else name.ljust(width))
+        start += width + GAP
+
+    def cell(line, key):
+        a, b, right = spans[key]
+        text = line[a:b]
+        assert text.strip(), f"{key} is empty in {line!r}"
+        assert text == (text.strip().rjust(b - a) if right else text.strip().ljust(b - a))
+        return text.strip()
+    assert [cell(first, k) for k, *_ in COLUMNS] == \
+        ["1234", "1", "vp9", "17", "3", "11", "decoding", "42"]
+    assert [cell(second, k) for k, *_ in COLUMNS] == ["7", "2", "h264", "-", "-", "0", "done", "1"]
+
+
+def test_filter_and_wide_layout(small_clip):
+    async def go():
+        app = DaedalusTui(frozen_source(small_clip))
+        async with app.run_test(size=(140, 40)) as pilot:
+            app.source.run_until_event(80)
+            await wait_for(pilot, at_event(app, 80))
+            assert app.query_one("#main").has_class("wide")
+            await pilot.press("f")
+            await wait_for(pilot, lambda: app.query_one(EventLog).ctx_filter == 1)
+            await pilot.press("f")
+            await wait_for(pilot, lambda: app.query_one(EventLog).ctx_filter is None)
+            await pilot.resize_terminal(80, 24)
+            await wait_for(pilot, lambda: not app.query_one("#main").has_class("wide"))
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_demo_tui_exits_0_on_q(monkeypatch):
+    """`daedalus-v4l2 demo --tui`: the app runs in-process under run_test; q quits with 0."""
+    seen = {}
+
+    def run_app(source):
+        async def go():
+            app = DaedalusTui(source)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 8)
+                seen["loops"] = source.loops
+                await pilot.press("q")
+            source.stop()
+            assert not source._thread.is_alive()
+            return app.return_code
+        return asyncio.run(go())
+
+    monkeypatch.setattr(tui_run, "run_app", run_app)
+    assert cli.main(["demo", "--tui", "--frames", "4", "--size", "64x48", "--fps", "0"]) == 0
+    assert seen["loops"] >= 1          # a 4-frame clip: it looped to get past 8 pictures

@@ -1,0 +1,97 @@
+"""`daedalus-v4l2 decode --backend hw` in the guest: our client with real ioctls on
+/dev/videoN, the module, and the rig's daemon on /dev/daedalus-v4l2, bit-exact
+(per-frame MD5 of tightly packed NV12) with Debian's ffmpeg CLI.
+
+Clips are made in the guest ($TMPDIR, a tmpfs: the host root is read-only here)
+with the package's synthesizer, once per session (tests/conftest.py `clip`).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.contract.backends import H264_CLIP, VP9_CLIPS, daemon_attached, debugfs_counters
+from tests.reference import ffmpeg_nv12, frame_md5s
+from vmrig import ROOT, missing, module_loaded
+
+pytestmark = pytest.mark.vm
+
+# What must never appear in dmesg (lockdep, list debugging, atomic-sleep and
+# SLUB debugging are on in the rig's kernel).
+BAD_DMESG = re.compile(
+    r"WARNING:|BUG:|Oops|Call Trace:|general protection fault|kernel BUG|"
+    r"possible circular locking|possible recursive locking|inconsistent lock state|"
+    r"lockdep is turned off|list_(add|del) corruption|refcount_t:|INFO: task .* blocked|UBSAN|KASAN|"
+    r"sleeping function called from invalid context|Unable to handle|Poison overwritten|"
+    r"Object already free|Redzone|slab error"
+)
+
+
+@pytest.fixture(scope="module")
+def hw():
+    if not module_loaded("daedalus_v4l2"):
+        missing("the daedalus_v4l2 module is not loaded (scripts/vm-run without --no-module)")
+    if module_loaded("visl"):
+        subprocess.run(["modprobe", "-r", "visl"], check=True)
+    assert daemon_attached(), "no daemon holds /dev/daedalus-v4l2 (see daemon.log)"
+
+
+def daemon_log(share_dir: Path) -> str:
+    path = share_dir / "daemon.log"
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def decode_hw(clip: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "daedalus_v4l2", "decode", str(clip), "-o", str(out),
+         "--backend", "hw", "-q"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def check_bit_exact(clip, width, height, frames, tmp_path, share_dir):
+    before, log_before = debugfs_counters(), len(daemon_log(share_dir))
+    out = tmp_path / "out.nv12"
+    r = decode_hw(clip, out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = debugfs_counters()
+    expected = frame_md5s(ffmpeg_nv12(clip), width, height)
+    got = frame_md5s(out.read_bytes(), width, height)
+    assert len(expected) == frames
+    mismatched = [i for i, (a, b) in enumerate(zip(got, expected)) if a != b]
+    assert len(got) == len(expected) and not mismatched, (
+        f"{len(got)} frames, {len(expected)} expected; differing frames {mismatched}")
+    jobs = after["jobs"] - before["jobs"]
+    assert jobs >= frames, f"only {jobs} jobs went through the module for {frames} frames"
+    for counter in ("errors", "watchdog_expiries", "unknown_cookie", "rejected_messages"):
+        assert after[counter] == before[counter], f"{counter}: {before[counter]} -> {after[counter]}"
+    new_log = daemon_log(share_dir)[log_before:]
+    assert not re.search(r"WARNING|ERROR|Traceback", new_log), new_log
+    return jobs
+
+
+@pytest.mark.parametrize("name", list(VP9_CLIPS))
+def test_decode_vp9_bit_exact(hw, clip, name, tmp_path, share_dir):
+    spec = VP9_CLIPS[name]
+    path = clip(".ivf", **spec)
+    jobs = check_bit_exact(path, spec["width"], spec["height"], spec["frames"], tmp_path, share_dir)
+    if name.startswith("good"):
+        assert jobs > spec["frames"], "no hidden frames: the clip does not test the alt-ref path"
+
+
+def test_decode_h264_bit_exact(hw, clip, tmp_path, share_dir):
+    path = clip(".mp4", **H264_CLIP)
+    check_bit_exact(path, H264_CLIP["width"], H264_CLIP["height"], H264_CLIP["frames"],
+                    tmp_path, share_dir)
+
+
+def test_dmesg_clean_after_load_and_decodes(hw):
+    """Load (at boot) and every decode so far; unload is checked on the host
+    (test_hw_dmesg.py), from the dmesg the rig saves after unloading."""
+    lines = subprocess.run(["dmesg"], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert any("daedalus_v4l2" in line and "registered" in line for line in lines), lines[-40:]
+    bad = [line for line in lines if BAD_DMESG.search(line)]
+    assert not bad, "\n".join(bad)

@@ -1,0 +1,38 @@
+"""Entry points for the CLI: run the app on a source, with logging kept off the screen."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from .app import DaedalusTui
+
+
+@contextlib.contextmanager
+def quiet_stderr_logging():
+    """Log handlers that write to the terminal would scribble over the screen: the
+    sim's log lines reach the event log instead (SimSource installs a handler)."""
+    root = logging.getLogger()
+    streams = [h for h in root.handlers if isinstance(h, logging.StreamHandler)
+               and not isinstance(h, logging.FileHandler)]
+    for handler in streams:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in streams:
+            root.addHandler(handler)
+
+
+def run_app(source) -> int:
+    app = DaedalusTui(source)
+    with quiet_stderr_logging():
+        result = app.run()
+    source.stop()
+    return result if isinstance(result, int) else 0
+
+
+def sim_source_for_file(path, *, loop: bool, pace_fps: float | None, depth: int = 2,
+                        on_picture=None):
+    from .sim_source import Clip, SimSource
+    return SimSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
+                     on_picture=on_picture)
