@@ -232,9 +232,12 @@ def test_slow_path_formats():
     frame = random_frame("nv21", 33, 9)
     packed, dst, planes = pack(frame, NV12)
     assert pixels.unpack_picture(dst, NV12, planes, 33, 9) == tight_bytes(frame.reformat(format="nv12"))
-    frame = random_frame("yuv420p", 33, 9)  # 8-bit into P010
+    # 8-bit into P010. An even width: at odd widths swscale's own p010le output
+    # is not deterministic in the last CbCr pair (see the P010 tests above), so
+    # it cannot serve as the reference there.
+    frame = random_frame("yuv420p", 34, 9)
     packed, dst, planes = pack(frame, P010)
-    assert pixels.unpack_picture(dst, P010, planes, 33, 9) == tight_bytes(frame.reformat(format="p010le"))
+    assert pixels.unpack_picture(dst, P010, planes, 34, 9) == tight_bytes(frame.reformat(format="p010le"))
 
 
 @pytest.mark.parametrize("fmt,fourcc", [
