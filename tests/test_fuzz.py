@@ -66,10 +66,11 @@ def test_slow_targets_property(name):
 
 
 def test_control_views_keep_their_bytes_alive():
-    """Regression: _cast() used to return a pointer into a temporary bytes object,
-    so SPS/PPS/AV1 fields were read from freed (and reused) memory."""
-    from daedalus_v4l2.codecs import av1_controls, h264_controls
-    sps = h264_controls._cast("struct v4l2_ctrl_h264_sps", bytes(range(256)) * 8)
+    """Regression: the control parsers' cast used to return a pointer into a temporary
+    bytes object, so SPS/PPS/AV1 fields were read from freed (and reused) memory."""
+    from daedalus_v4l2.codecs import av1_controls
+    from daedalus_v4l2.v4l2 import uapi
+    sps = uapi.struct_from_bytes("struct v4l2_ctrl_h264_sps", bytes(range(256)) * 8)
     frame = av1_controls.frame_from_control(b"\x5a" * 4096)
     before = (sps.profile_idc, sps.pic_width_in_mbs_minus1, frame.order_hint)
     for _ in range(200):

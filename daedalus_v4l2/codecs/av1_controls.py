@@ -29,6 +29,7 @@ from daedalus_v4l2.codecs.av1_syntax import (
     SELECT_INTEGER_MV, SELECT_SCREEN_CONTENT_TOOLS, TC_SRGB, TRANSLATION, FrameHeader,
     OperatingPoint, SequenceHeader)
 from daedalus_v4l2.errors import BitstreamError
+from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.uapi import ffi
 
 # ---- values of the 6.12 <linux/v4l2-controls.h> (tests/test_layouts.py checks them) ----
@@ -174,7 +175,7 @@ def sequence_control(seq: SequenceHeader) -> bytes:
 
 def sequence_from_control(data: bytes) -> SequenceHeader:
     """The sequence header the daemon rebuilds from ``V4L2_CID_STATELESS_AV1_SEQUENCE``."""
-    ctrl = _cast("struct v4l2_ctrl_av1_sequence", data)
+    ctrl = uapi.struct_from_bytes("struct v4l2_ctrl_av1_sequence", data)
     seq = SequenceHeader()
     for name, bit in _SEQUENCE_FLAGS:
         value = bool(ctrl.flags & bit)
@@ -249,13 +250,6 @@ def _fingerprint(ctrl) -> tuple:
             tuple(ctrl.loop_filter.level), ctrl.cdef.bits, ctrl.tx_mode)
 
 
-def _cast(ctype: str, data: bytes):
-    size = ffi.sizeof(ctype)
-    if len(data) < size:
-        raise ValueError(f"{ctype} needs {size} bytes, got {len(data)}")
-    # typed from_buffer: the pointer keeps its bytes alive (a cast of a temporary
-    # from_buffer would point at freed memory once the temporary is collected)
-    return ffi.from_buffer(f"{ctype} *", bytes(data[:size]))
 
 
 # ====================================================================
@@ -409,7 +403,7 @@ def frame_control(h: FrameHeader, reference_ts: list[int]) -> bytes:
 
 def frame_from_control(data: bytes):
     """The daemon's read-only view of ``struct v4l2_ctrl_av1_frame``."""
-    return _cast("struct v4l2_ctrl_av1_frame", data)
+    return uapi.struct_from_bytes("struct v4l2_ctrl_av1_frame", data)
 
 
 def _frame_flags(h: FrameHeader) -> int:

@@ -63,13 +63,6 @@ def _as_bytes(ctrl) -> bytes:
     return bytes(ffi.buffer(ctrl))
 
 
-def _cast(ctype: str, data: bytes):
-    size = ffi.sizeof(ctype)
-    if len(data) < size:
-        raise BitstreamError(f"{ctype}: {len(data)} bytes, needs {size}")
-    # typed from_buffer: the pointer keeps its bytes alive (a cast of a temporary
-    # from_buffer would point at freed memory once the temporary is collected)
-    return ffi.from_buffer(f"{ctype} *", bytes(data[:size]))
 
 
 # ====================================================================
@@ -88,7 +81,7 @@ def sps_control(sps: Sps) -> bytes:
 
 
 def sps_from_control(data: bytes) -> Sps:
-    ctrl = _cast("struct v4l2_ctrl_h264_sps", data)
+    ctrl = uapi.struct_from_bytes("struct v4l2_ctrl_h264_sps", data)
     sps = Sps(**{name: getattr(ctrl, name) for name in SPS_INT_FIELDS})
     for name, bit in SPS_FLAG_FIELDS:
         setattr(sps, name, bool(ctrl.flags & bit))
@@ -109,7 +102,7 @@ def pps_control(pps: Pps, sps: Sps) -> bytes:
 
 
 def pps_from_control(data: bytes) -> Pps:
-    ctrl = _cast("struct v4l2_ctrl_h264_pps", data)
+    ctrl = uapi.struct_from_bytes("struct v4l2_ctrl_h264_pps", data)
     pps = Pps(**{name: getattr(ctrl, name) for name in PPS_INT_FIELDS})
     for name, bit in PPS_FLAG_FIELDS:
         setattr(pps, name, bool(ctrl.flags & bit))
@@ -133,7 +126,7 @@ def scaling_matrix_control(matrix: ScalingMatrix) -> bytes:
 
 
 def scaling_matrix_from_control(data: bytes) -> ScalingMatrix:
-    ctrl = _cast("struct v4l2_ctrl_h264_scaling_matrix", data)
+    ctrl = uapi.struct_from_bytes("struct v4l2_ctrl_h264_scaling_matrix", data)
     lists_4x4 = tuple(tuple(ctrl.scaling_list_4x4[i]) for i in range(6))
     lists_8x8 = tuple(tuple(ctrl.scaling_list_8x8[i]) for i in range(6))
     for values in lists_4x4 + lists_8x8:

@@ -303,6 +303,22 @@ CHECKED_STRUCTS = [
 ]
 
 
+def struct_from_bytes(ctype: str, data) -> object:
+    """A typed pointer to a private copy of the first sizeof(ctype) bytes of ``data``
+    (a control's payload), for reading its fields.
+
+    Typed ``from_buffer`` keeps the copy alive with the pointer: casting a
+    temporary ``from_buffer`` would leave the pointer on freed memory once the
+    temporary is collected.  Too few bytes is a BitstreamError (a ValueError).
+    """
+    from ..errors import BitstreamError  # errors imports nothing from here; keep uapi light
+
+    size = ffi.sizeof(ctype)
+    if len(data) < size:
+        raise BitstreamError(f"{ctype}: {len(data)} bytes, needs {size}")
+    return ffi.from_buffer(f"{ctype} *", bytes(data[:size]))
+
+
 def fourcc(code: str) -> int:
     a, b, c, d = (ord(ch) for ch in code)
     return a | (b << 8) | (c << 16) | (d << 24)
