@@ -5,14 +5,15 @@ import pytest
 
 from daedalus_v4l2 import container, proto
 from daedalus_v4l2.backends.sim import SimKernel
-from daedalus_v4l2.codecs import vp9
 from daedalus_v4l2.codecs.bitreader import BitReader
 from daedalus_v4l2.daemon import Daemon
 from daedalus_v4l2.decode import StatelessPipeline, Vp9Client
 from daedalus_v4l2.session import vp9_show_existing_frame
 from daedalus_v4l2.synth import VP9_REALTIME, make_clip
 from daedalus_v4l2.v4l2 import uapi
-from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, StatelessDecoder
+from daedalus_v4l2.v4l2.client import StatelessDecoder
+
+from .damage import Damaging, garbage_after_the_header, zeros
 
 
 @pytest.fixture(scope="module")
@@ -30,37 +31,6 @@ def stack():
 
 def open_client(kernel):
     return StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
-
-
-class RawJobs(Vp9Client):
-    """A VP9 client whose n-th decoded frame is damaged on its way to the device
-    (the controls stay those of the intact frame)."""
-
-    def __init__(self, damage=None):
-        super().__init__()
-        self.damage, self.count = damage or {}, 0
-        self.shadow = vp9.Vp9Parser()  # sees every intact frame, to know header sizes
-
-    def jobs(self, packet, next_timestamp):
-        jobs = super().jobs(packet, next_timestamp)
-        for job in jobs:
-            if job.show_timestamp is None:
-                header = self.shadow.parse(job.data)
-                damage = self.damage.get(self.count)
-                job.data = damage(job.data, header) if damage else job.data
-                self.count += 1
-        return jobs
-
-
-def zeros(frame, header):
-    """Not even a frame marker: the daemon's own header parser refuses it."""
-    return bytes(len(frame))
-
-
-def garbage_after_the_header(frame, header):
-    """The uncompressed header intact, the rest 0xff: libavcodec itself refuses it."""
-    keep = header.uncompressed_header_size
-    return frame[:keep] + b"\xff" * (len(frame) - keep)
 
 
 def run(kernel, clip, client, depth=1):
@@ -83,7 +53,7 @@ def settle(kernel):
 
 def test_a_rejected_bitstream_gives_error_and_the_stream_goes_on(stack, clip):
     kernel, daemon = stack
-    pictures = run(kernel, clip, RawJobs({5: zeros, 6: garbage_after_the_header}))
+    pictures = run(kernel, clip, Damaging({5: zeros, 6: garbage_after_the_header}))
     assert [p.number for p in pictures if p.data is None] == [6, 7]
     assert all(p.data is not None for p in pictures[7:])  # inter frames after the damage decode
     assert kernel.stats.errors == 2

@@ -21,11 +21,11 @@ import time
 import pytest
 
 from daedalus_v4l2 import container
-from daedalus_v4l2.codecs import vp9
 from daedalus_v4l2.decode import StatelessPipeline, Vp9Client
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT
 
+from ..damage import Damaging, garbage_after_the_header, zeros
 from ..reference import frame_md5s
 from .backends import VP9_CLIPS
 
@@ -78,39 +78,6 @@ def test_depth_one_client_never_stalls_on_hidden_frames(backend, vp9_clip, refer
     assert md5s(pictures, name) == reference_md5s(name)
     check_decode_order(ledger)
     ledger.check_nothing_lost()
-
-
-class Damaging(Vp9Client):
-    """A VP9 client that damages some decoded frames (by index) on their way to
-    the device; their controls stay those of the intact frame."""
-
-    def __init__(self, damage):
-        super().__init__()
-        self.damage, self.count = damage, 0
-        self.shadow = vp9.Vp9Parser()  # sees every intact frame, to know header sizes
-        self.damaged_timestamps = []
-
-    def jobs(self, packet, next_timestamp):
-        jobs = super().jobs(packet, next_timestamp)
-        for job in jobs:
-            if job.show_timestamp is None:
-                header = self.shadow.parse(job.data)
-                if self.count in self.damage:
-                    job.data = self.damage[self.count](job.data, header)
-                    self.damaged_timestamps.append(job.timestamp)
-                self.count += 1
-        return jobs
-
-
-def zeros(frame, header):
-    """Not even a frame marker: the daemon's header parser refuses it."""
-    return bytes(len(frame))
-
-
-def garbage_after_the_header(frame, header):
-    """The uncompressed header intact, the rest 0xff: libavcodec refuses it."""
-    keep = header.uncompressed_header_size
-    return frame[:keep] + b"\xff" * (len(frame) - keep)
 
 
 def test_bad_bitstream_gives_error_on_its_capture_buffer_and_the_stream_goes_on(
