@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import statistics
 import subprocess
-import time
 
 import av
 import numpy as np
 import pytest
 
 from daedalus_v4l2 import pixels, proto
+from daedalus_v4l2.bench import _median_ms, _reformat_and_copy  # the benchmark's own baseline
 from daedalus_v4l2.errors import DecodeError, UnsupportedError
 from daedalus_v4l2.pixels import NV12, P010
 
@@ -358,39 +357,17 @@ def test_pack_matches_ffmpeg_rawvideo(clips, fourcc):
 
 # --------------------------------------------------------------------------- timing (printed)
 
-def _median_ms(fn, n=50) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
-
-
-def _reformat_and_copy(frame, target, planes, dst):
-    """The no-native baseline: PyAV converts, numpy copies rows into the strided buffer."""
-    ref = frame.reformat(format=target)
-    out = np.frombuffer(dst, np.uint8)
-    bps = 2 if target == "p010le" else 1
-    w, h = frame.width, frame.height
-    for plane, p, (row_bytes, rows) in zip(ref.planes, planes,
-                                           [(w * bps, h), (2 * ((w + 1) // 2) * bps, (h + 1) // 2)]):
-        src = np.frombuffer(plane, np.uint8)[:plane.line_size * rows].reshape(rows, plane.line_size)
-        view = out[p.offset:p.offset + p.bytesperline * rows].reshape(rows, p.bytesperline)
-        view[:, :row_bytes] = src[:, :row_bytes]
-
-
 def test_report_pack_times(capsys):
     lines = []
     for fmt, fourcc, target in [("yuv420p", NV12, "nv12"), ("yuv420p10le", P010, "p010le")]:
         frame = random_frame(fmt, 1920, 1080, seed=11)
         planes, size = layout(fourcc, 1920, 1080)
         dst = memoryview(bytearray(size))
-        t_pack = _median_ms(lambda: pixels.pack_frame(frame, fourcc, planes, dst))
-        t_ref = _median_ms(lambda: _reformat_and_copy(frame, target, planes, dst))
-        t_unpack = _median_ms(lambda: pixels.unpack_picture(dst, fourcc, planes, 1920, 1080))
+        t_pack = _median_ms(lambda: pixels.pack_frame(frame, fourcc, planes, dst), 50)
+        t_ref = _median_ms(lambda: _reformat_and_copy(frame, target, planes, dst), 50)
+        t_unpack = _median_ms(lambda: pixels.unpack_picture(dst, fourcc, planes, 1920, 1080), 50)
         tight = pixels.unpack_picture(dst, fourcc, planes, 1920, 1080)
-        t_digest = _median_ms(lambda: pixels.fnv1a64(tight))
+        t_digest = _median_ms(lambda: pixels.fnv1a64(tight), 50)
         lines.append(f"1080p {fmt} -> {target}: pack_frame (copy+digest) {t_pack:.2f} ms "
                      f"[digest alone {t_digest:.2f} ms], reformat+copy (no digest) {t_ref:.2f} ms, "
                      f"unpack_picture {t_unpack:.2f} ms (medians of 50)")
