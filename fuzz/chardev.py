@@ -27,6 +27,7 @@ from daedalus_v4l2 import proto
 
 CHARDEV = "/dev/daedalus-v4l2"
 HDR = "<IHHIIQII"
+CLIENT_START_TIMEOUT = 120.0
 EXPECTED = {errno.EINVAL, errno.ENOENT, errno.EALREADY, errno.EOVERFLOW, errno.ENOSPC}
 
 
@@ -151,8 +152,11 @@ def counters() -> dict[str, int]:
     return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
 
 
-def client_loop(stop: threading.Event, errors: list) -> int:
-    """A VP9 client keeping requests in flight; returns how many it queued."""
+def client_loop(stop: threading.Event, started: threading.Event) -> int:
+    """A VP9 client keeping requests in flight; returns how many it queued.
+    Sets ``started`` once its first request is queued, so the fuzzing clock
+    starts only when real cookies can exist (on the guest's one slow CPU the
+    imports and setup alone can outlast a short run)."""
     from daedalus_v4l2.backends.hw import find_nodes
     from daedalus_v4l2.v4l2 import uapi
     from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, StatelessDecoder
@@ -180,6 +184,7 @@ def client_loop(stop: threading.Event, errors: list) -> int:
                 dec.queue_output(i, os.urandom(64), 1000 * (queued + 1), reqs[i])
                 reqs[i].queue()
                 queued += 1
+            started.set()
             for buf_type, free in ((CAPTURE, free_cap), (OUTPUT, free_out)):
                 done = dec.dequeue(buf_type, 0.3)
                 if done is not None:
@@ -194,14 +199,18 @@ def client_loop(stop: threading.Event, errors: list) -> int:
 def run(seconds: float, seed: int) -> dict:
     before = counters()
     fuzzer = Fuzzer(random.Random(seed))
-    stop, errors, result = threading.Event(), [], {}
+    stop, started, errors, result = threading.Event(), threading.Event(), [], {}
     def client():
         try:
-            result["queued"] = client_loop(stop, errors)
+            result["queued"] = client_loop(stop, started)
         except Exception as exc:  # noqa: BLE001 - reported in the summary
             errors.append(repr(exc))
+        finally:
+            started.set()
     t = threading.Thread(target=client)
     t.start()
+    if not started.wait(CLIENT_START_TIMEOUT):
+        errors.append(f"the client queued nothing within {CLIENT_START_TIMEOUT:.0f} s")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         fuzzer.step()
