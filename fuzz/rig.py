@@ -40,16 +40,44 @@ def inflight() -> list[str]:
 
 def daemon_pids() -> list[int]:
     """Processes holding the chardev open."""
-    pids = []
+    return [pid for pid, paths in open_files().items() if CHARDEV in paths]
+
+
+def open_files() -> dict[int, set[str]]:
+    """What every process has open.  A busy process opens and closes fds while
+    it is read (a daemon starting up): one fd gone between listing and readlink
+    must not hide the others."""
+    files: dict[int, set[str]] = {}
     for fd_dir in Path("/proc").glob("[0-9]*/fd"):
         try:
-            for fd in fd_dir.iterdir():
-                if os.readlink(fd) == CHARDEV:
-                    pids.append(int(fd_dir.parent.name))
-                    break
+            fds = list(fd_dir.iterdir())
         except OSError:
-            continue
-    return pids
+            continue            # the process exited
+        paths = set()
+        for fd in fds:
+            try:
+                paths.add(os.readlink(fd))
+            except OSError:
+                continue        # that fd was closed meanwhile
+        files[int(fd_dir.parent.name)] = paths
+    return files
+
+
+def holders(prefixes=("/dev/video", "/dev/media", CHARDEV)) -> dict[int, list[str]]:
+    """Processes holding the driver's nodes: why an rmmod says "in use"."""
+    return {pid: sorted(p for p in paths if p.startswith(prefixes))
+            for pid, paths in open_files().items()
+            if any(p.startswith(prefixes) for p in paths)}
+
+
+def gone(pid: int) -> bool:
+    """Exited and reaped: every thread is gone, so its files are released (a
+    killed leader can leave /proc/PID/fd empty while other threads still hold them)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
@@ -74,9 +102,11 @@ def daemon_held_off():
     afterwards the supervisor starts a new one and this waits for it."""
     HOLD.write_text("held by a reliability test\n")
     try:
-        for pid in daemon_pids():
+        killed = daemon_pids()
+        for pid in killed:
             os.kill(pid, signal.SIGKILL)
-        assert wait_for(lambda: not daemon_pids(), 10), "the daemon did not die"
+        assert wait_for(lambda: not daemon_pids() and all(gone(p) for p in killed), 60), \
+            f"the daemon did not die: {holders()}"
         yield
     finally:
         HOLD.unlink(missing_ok=True)

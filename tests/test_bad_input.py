@@ -26,6 +26,7 @@ from daedalus_v4l2.daemon import Daemon
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.client import StatelessDecoder
+from fuzz.damage import mutate
 from fuzz.report import record
 from fuzz.targets import FakeKernel, check_frame_response
 
@@ -47,20 +48,6 @@ def ivf_frames(data: bytes) -> list[tuple[int, int]]:
         out.append((pos, n))
         pos += 12 + n
     return out
-
-
-def mutate(payload: bytes, how: str, rng: random.Random) -> bytes:
-    b = bytearray(payload)
-    if how == "flip":
-        for _ in range(max(1, len(b) // 16)):
-            b[rng.randrange(len(b))] ^= 0xFF
-    elif how == "truncate":
-        b = b[:max(1, len(b) // 3)]
-    elif how == "garbage":
-        b = bytearray(rng.randbytes(len(b)))
-    elif how == "zeros":
-        b = bytearray(len(b))
-    return bytes(b)
 
 
 def damage_ivf(src: Path, dst: Path, index: int, how: str) -> Path:

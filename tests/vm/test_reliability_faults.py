@@ -22,12 +22,13 @@ import pytest
 from vmrig import missing, module_loaded
 
 from daedalus_v4l2 import container
-from daedalus_v4l2.decode import StatelessPipeline, Vp9Client, decode_through
+from daedalus_v4l2.decode import Vp9Client, decode_through
 from daedalus_v4l2.synth import VP9_REALTIME, make_clip
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, StatelessDecoder
 from daedalus_v4l2.v4l2.syscalls import OsSyscalls
 from fuzz import rig
+from fuzz.damage import mutate
 from fuzz.report import record
 
 pytestmark = pytest.mark.vm
@@ -69,20 +70,6 @@ def decode(path, packets=None, depth=2):
         return list(decode_through(dec, info.codec, info.width, info.height,
                                    packets if packets is not None else container.packets(path),
                                    depth=depth, timeout=20))
-
-
-def mutate(payload: bytes, how: str, rng: random.Random) -> bytes:
-    b = bytearray(payload)
-    if how == "flip":
-        for _ in range(max(1, len(b) // 16)):
-            b[rng.randrange(len(b))] ^= 0xFF
-    elif how == "truncate":
-        b = b[:max(1, len(b) // 3)]
-    elif how == "garbage":
-        b = bytearray(rng.randbytes(len(b)))
-    else:
-        b = bytearray(len(b))
-    return bytes(b)
 
 
 def nothing_in_flight() -> int:
@@ -342,7 +329,7 @@ def test_rmmod_with_the_daemon_attached_and_a_clean_reload(clips):
     faults = 1
     with rig.daemon_held_off():
         r = subprocess.run(["rmmod", "daedalus_v4l2"], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0, f"{r.stderr} holders: {rig.holders()}"
         leaks = rig.kmemleak_scan()
         r = subprocess.run(["modprobe", "daedalus_v4l2"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -374,6 +361,11 @@ def test_eight_contexts_decode_at_once(clips):
         t.join(600)
     hung = sum(t.is_alive() for t in threads)
     assert not errors and not hung, errors
-    assert all(results[n] == intact for n in range(8))
+    differ = {n: [i for i in range(max(len(got), len(intact)))
+                  if i >= len(got) or i >= len(intact) or got[i] != intact[i]]
+              for n, got in results.items() if got != intact}
+    assert not differ, {n: (f"{len(results[n])} of {len(intact)} pictures; differ at {idx}; "
+                            f"failed: {[i for i, d in enumerate(results[n]) if d is None]}")
+                        for n, idx in differ.items()}
     record("faults", "eight contexts decoding at once", faults=8, buffers_lost=nothing_in_flight(),
            hangs=hung, seconds=round(time.monotonic() - started, 1))
