@@ -6,23 +6,19 @@ seconds, i.e. dozens of screen updates) are decoded through the simulated stack:
 * bare:    ``open_decoder("sim")`` + ``decode_through`` (what `decode` does);
 * source:  the TUI's ``SimSource`` worker thread alone (its event tracking,
            no app, no snapshots): the cost of being watchable;
-* tui:     what ``demo --tui`` and ``decode --tui`` run: ``ProcessSimSource``
-           (the same SimSource in a child process) with ``DaedalusTui``
-           attached headless (``App.run_test``), updating at REFRESH_HZ.  The
-           source starts paused; once the app is up and has shown a snapshot
-           it is resumed, and the decode is timed from there to the worker's
-           last picture (the app's start-up is not decode time);
-* thread:  the same with SimSource in a thread of the app's process, sharing
-           its GIL (how the TUI ran before; the tests still use it, being
-           deterministic): the cost the child process removes.
+* tui:     ``SimSource`` with ``DaedalusTui`` attached headless
+           (``App.run_test``), updating at REFRESH_HZ.  The source starts
+           paused; once the app is up and has shown a snapshot it is resumed,
+           and the decode is timed from there to the worker's last picture
+           (the app's start-up is not decode time).
 
-Runs are interleaved (bare, source, tui, thread, bare, ...) so drift in the machine's
+Runs are interleaved (bare, source, tui, bare, ...) so drift in the machine's
 load hits all three; medians are reported, with the load average before and
 after (the machine is shared).  Besides wall time it prints process CPU time
 and the UI thread's CPU per screen update, which a loaded machine disturbs
 much less: on 2 shared cores at load 5-10 single runs vary by +-40 %.
 
-    python benchmarks/tui_overhead.py [--frames 60] [--repeat 8] [--size 352x288] [--runs 5]
+    python benchmarks/tui_overhead.py [--frames 150] [--repeat 2] [--size 1920x1080] [--runs 7]
 """
 from __future__ import annotations
 
@@ -38,12 +34,11 @@ from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
 from daedalus_v4l2.tui.app import DaedalusTui
-from daedalus_v4l2.tui.process_source import ProcessSimSource
 from daedalus_v4l2.tui.sim_source import Clip, SimSource
 
 
-CPU: dict[str, list[float]] = {"bare": [], "source": [], "tui": [], "thread": []}  # CPU s
-UI_MS: dict[str, list[float]] = {"tui": [], "thread": []}   # UI thread CPU ms per update
+CPU: dict[str, list[float]] = {"bare": [], "source": [], "tui": []}   # process CPU s
+UI_MS: list[float] = []      # the UI thread's CPU ms per screen update (app + pilot)
 
 
 def bare(clip: Clip) -> float:
@@ -71,20 +66,9 @@ def source_only(clip: Clip) -> float:
     return seconds
 
 
-def child_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a live process used so far, from /proc."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def with_tui(clip: Clip, mode: str = "tui") -> tuple[float, float]:
-    """``mode`` "tui": the sim in a child process (ProcessSimSource); "thread":
-    in a thread of this process (SimSource)."""
+def with_tui(clip: Clip) -> tuple[float, float]:
     async def go():
-        if mode == "tui":
-            source = ProcessSimSource(clip, loop=False, realtime=True, start_paused=True)
-        else:
-            source = SimSource(clip, loop=False, realtime=True, start_paused=True)
+        source = SimSource(clip, loop=False, realtime=True, start_paused=True)
         app = DaedalusTui(source)
         async with app.run_test(size=(120, 40)) as pilot:
             while app.updates < 2:
@@ -92,7 +76,6 @@ def with_tui(clip: Clip, mode: str = "tui") -> tuple[float, float]:
             first = app.updates
             start = time.perf_counter()
             cpu, ui = time.process_time(), time.thread_time()
-            child = child_cpu(source.pid) if mode == "tui" else 0.0
             source.set_paused(False)
             while not source.finished:
                 # the worker times itself: a slow poll costs nothing, and a plain sleep
@@ -100,48 +83,47 @@ def with_tui(clip: Clip, mode: str = "tui") -> tuple[float, float]:
                 await asyncio.sleep(0.25)
             seconds = source.finished_at - start
             updates = app.updates - first
-            child = child_cpu(source.pid) - child if mode == "tui" else 0.0
-            CPU[mode].append(time.process_time() - cpu + child)
-            UI_MS[mode].append(1000 * (time.thread_time() - ui) / max(1, updates))
+            CPU["tui"].append(time.process_time() - cpu)
+            UI_MS.append(1000 * (time.thread_time() - ui) / max(1, updates))
             assert source.error is None, source.error
             await pilot.press("q")
-        source.stop()
         return seconds, updates / seconds
     return asyncio.run(go())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--repeat", type=int, default=8, help="the clip's packets, N times over")
-    parser.add_argument("--size", default="352x288")
-    parser.add_argument("--runs", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--repeat", type=int, default=2, help="the clip's packets, N times over")
+    parser.add_argument("--size", default="1920x1080",
+                        help="1920x1080 (default): the performance benchmark's VP9 clip "
+                             "(daedalus_v4l2.bench, 4 tile columns, cached); else a synthetic clip")
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    with tempfile.TemporaryDirectory() as tmp:
-        one = Clip.from_file(make_clip(Path(tmp) / "bench.ivf", "vp9", width, height,
-                                       args.frames, options=VP9_GOOD))
+    if (width, height) == (1920, 1080):
+        from daedalus_v4l2.bench import clip_path
+        one = Clip.from_file(clip_path("vp9", args.frames))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            one = Clip.from_file(make_clip(Path(tmp) / "bench.ivf", "vp9", width, height,
+                                           args.frames, options=VP9_GOOD))
     clip = Clip(list(one.packets) * args.repeat, one.codec, one.width, one.height, "bench")
     frames = args.frames * args.repeat
     bare(clip)                                   # warm up libavcodec and the imports
-    for mode in ("tui", "thread"):               # and Textual
-        with_tui(Clip(one.packets, one.codec, one.width, one.height), mode)
-    for values in (*CPU.values(), *UI_MS.values()):
+    with_tui(Clip(one.packets[:30], one.codec, one.width, one.height))   # and Textual
+    for values in (*CPU.values(), UI_MS):
         values.clear()
     load_before = os.getloadavg()
-    wall: dict[str, list[float]] = {"bare": [], "source": [], "tui": [], "thread": []}
-    rates: dict[str, list[float]] = {"tui": [], "thread": []}
-    for _ in range(args.runs):                   # interleaved, so drift hits all of them
-        wall["bare"].append(bare(clip))
-        wall["source"].append(source_only(clip))
-        for mode in ("tui", "thread"):
-            seconds, rate = with_tui(clip, mode)
-            wall[mode].append(seconds)
-            rates[mode].append(rate)
+    plain, src, tui, rates = [], [], [], []
+    for _ in range(args.runs):                   # interleaved, so drift hits all three
+        plain.append(bare(clip))
+        src.append(source_only(clip))
+        seconds, rate = with_tui(clip)
+        tui.append(seconds)
+        rates.append(rate)
     load_after = os.getloadavg()
-    med = {k: statistics.median(v) for k, v in wall.items()}
-    cpu = {k: statistics.median(v) for k, v in CPU.items()}
-    p = med["bare"]
+    p, s, t = statistics.median(plain), statistics.median(src), statistics.median(tui)
 
     def runs(xs):
         return [round(x, 3) for x in xs]
@@ -149,20 +131,22 @@ def main() -> None:
           f"{args.runs} interleaved runs each (median); {os.cpu_count()} CPUs")
     print(f"load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {' '.join(f'{x:.2f}' for x in load_after)}")
-    labels = {"bare": "bare decode", "source": "SimSource alone",
-              "tui": "TUI (sim in a child process, what demo --tui runs)",
-              "thread": "TUI (sim in the app's process)"}
-    for key, label in labels.items():
-        print(f"{label + ':':<52} {med[key]:.3f} s ({frames / med[key]:.0f} fps)   "
-              f"runs {runs(wall[key])}")
-    for key in ("tui", "thread"):
-        print(f"{labels[key]}: decode time / bare {med[key] / p:.3f} -> overhead "
-              f"{100 * (med[key] / p - 1):+.1f} % (target < 5 %); / SimSource alone "
-              f"{100 * (med[key] / med['source'] - 1):+.1f} %")
-        print(f"    CPU s (all processes) {cpu[key]:.3f} vs bare {cpu['bare']:.3f}; UI thread "
-              f"{statistics.median(UI_MS[key]):.1f} ms CPU per screen update; "
-              f"{statistics.median(rates[key]):.1f} updates/s (runs "
-              f"{[round(r, 1) for r in rates[key]]})")
+    print(f"bare decode:        {p:.3f} s  ({frames / p:.0f} fps)   runs {runs(plain)}")
+    print(f"SimSource alone:    {s:.3f} s  ({frames / s:.0f} fps)   runs {runs(src)}")
+    print(f"with TUI attached:  {t:.3f} s  ({frames / t:.0f} fps)   runs {runs(tui)}")
+    # Each run's ratio to the bare run just before it: drift in the machine's speed
+    # (a shared VM: +-20 % between runs) cancels out of the pairs better than out of medians.
+    paired = statistics.median(x / b for x, b in zip(tui, plain))
+    print(f"ratio (TUI / bare): {t / p:.3f} (medians), {paired:.3f} (median of paired runs)  "
+          f"-> overhead {100 * (paired - 1):+.1f} % (target < 5 %)")
+    print(f"ratio (TUI / SimSource alone): {t / s:.3f}  -> {100 * (t / s - 1):+.1f} %")
+    med = {k: statistics.median(v) for k, v in CPU.items()}
+    print(f"process CPU s:      bare {med['bare']:.3f}, SimSource {med['source']:.3f}, "
+          f"TUI {med['tui']:.3f}  -> TUI / bare CPU {med['tui'] / med['bare']:.3f}")
+    print(f"UI thread CPU:      {statistics.median(UI_MS):.1f} ms per screen update "
+          f"(runs {[round(x, 1) for x in UI_MS]})")
+    print(f"screen updates:     {statistics.median(rates):.1f} per second   runs "
+          f"{[round(r, 1) for r in rates]}")
 
 
 if __name__ == "__main__":

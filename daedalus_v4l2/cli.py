@@ -190,16 +190,14 @@ def _decode_tui(args) -> int:
         return 2
     from .tui.run import run_app, sim_source_for_file
 
-    if args.output != "-":
-        open(args.output, "wb").close()     # truncate now: an unwritable path fails here, not in the child
-    source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
-                                 output=args.output)
-    run_app(source)
-    if source.error:
-        print(f"{PROG}: {source.error}", file=sys.stderr)
-    elif source.failed_pictures:
-        print(f"{PROG}: {source.failed_pictures} of {source.pictures} pictures failed "
-              f"(the event log showed which)", file=sys.stderr)
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+    try:
+        source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
+                                     on_picture=lambda p: p.data is not None and out.write(p.data))
+        run_app(source)
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
     return 1 if source.failed_pictures or source.error else 0
 
 

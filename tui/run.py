@@ -32,10 +32,7 @@ def run_app(source) -> int:
 
 
 def sim_source_for_file(path, *, loop: bool, pace_fps: float | None, depth: int = 2,
-                        output: str | None = None):
-    """The simulation of ``path`` in a child process (process_source: the screen
-    and the decode do not share a GIL); decoded pictures are appended to ``output``."""
-    from .process_source import ProcessSimSource
-    from .sim_source import Clip
-    return ProcessSimSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None,
-                            depth=depth, output=output)
+                        on_picture=None):
+    from .sim_source import Clip, SimSource
+    return SimSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
+                     on_picture=on_picture)

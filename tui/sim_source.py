@@ -136,8 +136,7 @@ class SimSource:
                  depth: int = 2, daemon_options: dict | None = None, realtime: bool = True,
                  clock: Callable[[], float] | None = None, start_paused: bool = False,
                  pace_fps: float | None = None,
-                 on_picture: Callable[[object], None] | None = None,
-                 on_finished: Callable[[], None] | None = None) -> None:
+                 on_picture: Callable[[object], None] | None = None) -> None:
         self.clip, self.loop, self.depth = clip, loop, depth
         self.daemon_options = daemon_options or {}
         self.realtime = realtime
@@ -145,7 +144,6 @@ class SimSource:
         self._step_clock = self.clock if isinstance(self.clock, StepClock) else None
         self.pace_fps = pace_fps
         self.on_picture = on_picture          # called in the worker with each Picture
-        self.on_finished = on_finished        # called in the worker once the decode is over
         self.sink: Callable[[Snapshot], None] = lambda snapshot: None
         # no digests, as the decode path (backends_runtime.open_decoder) and the module
         self.kernel = DrivenKernel(self, seed=seed, watchdog_ms=watchdog_ms, digest=False)
@@ -258,8 +256,6 @@ class SimSource:
             logging.getLogger("daedalus_v4l2").removeHandler(handler)
         self.finished_at = self.clock()
         self.finished = True
-        if self.on_finished is not None:
-            self.on_finished()
         self._serve_until_quit()
 
     def _packets(self):
