@@ -15,8 +15,10 @@ from daedalus_v4l2.errors import DeviceError, InvariantError
 from daedalus_v4l2.transport import Transport
 from daedalus_v4l2.v4l2 import uapi
 
+
 ffi = uapi.ffi
 SEC = 1_000_000_000
+VP9_420 = uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING
 
 
 def make(policy=None, daemon=True, **client_kw):
@@ -280,7 +282,7 @@ def test_request_and_qbuf_errors():
     assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_QBUF, b)) == errno.EINVAL
     # Controls: too small a payload is EFAULT (error_idx points at it), as the 6.12 core
     # answers; a larger one is accepted and its size rewritten; an unknown id is EINVAL.
-    frame = ffi.new("struct v4l2_ctrl_vp9_frame *")
+    frame = ffi.new("struct v4l2_ctrl_vp9_frame *", {"bit_depth": 8, "flags": VP9_420})
     ctrl = ffi.new("struct v4l2_ext_control[2]")
     ctrl[0].id, ctrl[0].size, ctrl[0].ptr = (uapi.V4L2_CID_STATELESS_VP9_FRAME,
                                              ffi.sizeof(frame[0]), frame)
@@ -290,7 +292,7 @@ def test_request_and_qbuf_errors():
     ctrls.controls = ctrl
     assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_S_EXT_CTRLS, ctrls)) == errno.EFAULT
     assert ctrls.error_idx == 1
-    big = ffi.new("char[]", ffi.sizeof(frame[0]) + 16)
+    big = ffi.new("char[]", bytes(ffi.buffer(frame)) + bytes(16))   # a valid frame, and more
     ctrl[1].size, ctrl[1].ptr = ffi.sizeof(big), big
     sys.ioctl(fd, uapi.VIDIOC_TRY_EXT_CTRLS, ctrls)
     assert ctrl[1].size == ffi.sizeof(frame[0])
@@ -430,7 +432,8 @@ def test_decode_carries_the_codec_controls():
     client.queue_capture(0)
     client.queue_capture(1)
     req = client.alloc_request()
-    frame = ffi.new("struct v4l2_ctrl_vp9_frame *", {"profile": 2})
+    frame = ffi.new("struct v4l2_ctrl_vp9_frame *",
+                    {"profile": 2, "bit_depth": 10, "flags": VP9_420})
     ctrl = ffi.new("struct v4l2_ext_control[1]")
     ctrl[0].id, ctrl[0].size, ctrl[0].ptr = (uapi.V4L2_CID_STATELESS_VP9_FRAME,
                                              ffi.sizeof(frame[0]), frame)

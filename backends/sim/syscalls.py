@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ...v4l2 import uapi
 from ...v4l2.syscalls import Syscalls, raise_errno
-from . import formats
+from . import formats, validate
 from .kernel import SimDeadlock
 from .request import MediaRequest, ReqState, release_request
 from .vb2 import DST_QUEUE_OFF_BASE, MAX_BUFFERS, PAGE_SIZE, BufState
@@ -372,7 +372,11 @@ class SimSyscalls(Syscalls):
         if ctrl.ptr == ffi.NULL:
             raise_errno(errno.EFAULT, f"control 0x{ctrl.id:x}: NULL ptr")
         ctrl.size = size
-        return bytes(ffi.buffer(ffi.cast("char *", ctrl.ptr), size))
+        payload = bytes(ffi.buffer(ffi.cast("char *", ctrl.ptr), size))
+        why = validate.refusal(ctrl.id, payload)
+        if why:
+            raise_errno(errno.EINVAL, f"control 0x{ctrl.id:x}: {why}")
+        return payload
 
     def _s_ext_ctrls(self, f, c):
         target = f.ctx.cur_controls

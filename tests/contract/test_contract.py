@@ -16,6 +16,7 @@ and for the real module with the real daemon on the other end of its chardev.
 """
 from __future__ import annotations
 
+import errno
 import time
 
 import pytest
@@ -130,3 +131,53 @@ def test_streamoff_mid_stream_returns_in_bounded_time_and_loses_nothing(
     # The device decodes the next stream bit-exact.
     with backend.open() as decoder:
         assert md5s(decode(decoder, clip), name) == reference_md5s(name)
+
+
+def _vp9_frame(**fields) -> bytes:
+    """A valid profile-0 VP9 frame control, with ``fields`` changed (``lf_level``
+    sets lf.level, ``quant_delta_q_y_dc`` quant.delta_q_y_dc, ...)."""
+    frame = uapi.ffi.new("struct v4l2_ctrl_vp9_frame *")
+    frame.bit_depth = 8
+    frame.flags = uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING
+    for name, value in fields.items():
+        target, attr = frame, name
+        for part in ("lf", "quant", "seg"):
+            if name.startswith(part + "_"):
+                target, attr = getattr(frame, part), name[len(part) + 1:]
+        setattr(target, attr, value)
+    return bytes(uapi.ffi.buffer(frame))
+
+
+OUT_OF_RANGE_VP9 = {
+    "bit depth 0": {"bit_depth": 0},
+    "10-bit in profile 0": {"bit_depth": 10},
+    "profile 4": {"profile": 4},
+    "profile 0 without 4:2:0": {"flags": uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING},
+    "unknown frame flag": {"flags": 0x80000 | uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING
+                           | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING},
+    "frame context 4": {"frame_context_idx": 4},
+    "64 tile columns": {"tile_cols_log2": 7},
+    "interpolation filter 5": {"interpolation_filter": 5},
+    "loop filter level 64": {"lf_level": 64},
+    "quantizer delta 16": {"quant_delta_q_y_dc": 16},
+    "segmentation flag 0x20": {"seg_flags": 0x20},
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUT_OF_RANGE_VP9))
+def test_out_of_range_controls_are_refused_when_set(backend, case):
+    """The control core's range checks: EINVAL at S_EXT_CTRLS, on both backends,
+    and the request takes a valid control afterwards."""
+    with backend.open() as dec:
+        dec.set_format(OUTPUT, uapi.V4L2_PIX_FMT_VP9_FRAME, 64, 48)
+        dec.request_buffers(OUTPUT, 1)
+        dec.request_buffers(CAPTURE, 1)
+        request = dec.alloc_request()
+        try:
+            with pytest.raises(OSError) as refused:
+                dec.set_controls({uapi.V4L2_CID_STATELESS_VP9_FRAME:
+                                  _vp9_frame(**OUT_OF_RANGE_VP9[case])}, request)
+            assert refused.value.errno == errno.EINVAL, refused.value
+            dec.set_controls({uapi.V4L2_CID_STATELESS_VP9_FRAME: _vp9_frame()}, request)
+        finally:
+            request.close()
