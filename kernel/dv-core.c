@@ -284,7 +284,10 @@ static int dv_release(struct file *file)
 
 	dprintk(dev, "stream %u: releasing\n", ctx->stream_id);
 
+	/* debugfs "queues" walks the open contexts under dev_mutex */
+	mutex_lock(&dev->dev_mutex);
 	v4l2_fh_del(&ctx->fh);
+	mutex_unlock(&dev->dev_mutex);
 	/*
 	 * Cancels the running job (job_abort) and stops both queues, which
 	 * returns every buffer; vb2 expects the queue lock here.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * daedalus-v4l2: debugfs daedalus_v4l2/{inflight,counters}, for the TUI and
- * for tests that check nothing is left behind.
+ * daedalus-v4l2: debugfs daedalus_v4l2/{inflight,counters,queues}, for the TUI
+ * and for tests that check nothing is left behind.
  */
 
 #include <linux/debugfs.h>
@@ -64,6 +64,76 @@ static int dv_counters_show(struct seq_file *s, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(dv_counters);
 
+static const char *dv_vb2_state_name(enum vb2_buffer_state state)
+{
+	switch (state) {
+	case VB2_BUF_STATE_DEQUEUED:
+		return "dequeued";
+	case VB2_BUF_STATE_IN_REQUEST:
+		return "in_request";
+	case VB2_BUF_STATE_PREPARING:
+	case VB2_BUF_STATE_QUEUED:
+		return "queued";
+	case VB2_BUF_STATE_ACTIVE:
+		return "active";
+	case VB2_BUF_STATE_DONE:
+		return "done";
+	case VB2_BUF_STATE_ERROR:
+		return "error";
+	}
+	return "?";
+}
+
+/* " OUT on 0:dequeued 1:queued ..." : a queue's streaming state and buffers */
+static void dv_queue_show(struct seq_file *s, const char *name,
+			  struct vb2_queue *q)
+{
+	struct vb2_buffer *vb;
+	unsigned int i;
+
+	seq_printf(s, " %s %s", name, vb2_is_streaming(q) ? "on" : "off");
+	for (i = 0; i < q->max_num_buffers; i++) {
+		vb = vb2_get_buffer(q, i);
+		if (vb)
+			seq_printf(s, " %u:%s", i, dv_vb2_state_name(vb->state));
+	}
+	seq_putc(s, '\n');
+}
+
+/*
+ * Two lines per open context: "ctx <stream> <codec>" + the OUTPUT queue, then
+ * "ctx <stream> <codec>" + the CAPTURE queue.  dev_mutex keeps the context
+ * list still (open adds and release removes under it) and each context's
+ * vb_mutex its queues, as the ioctls that change them hold it.
+ */
+static int dv_queues_show(struct seq_file *s, void *unused)
+{
+	struct dv_dev *dev = s->private;
+	struct v4l2_m2m_ctx *m2m;
+	struct v4l2_fh *fh;
+	struct dv_ctx *ctx;
+	const char *codec;
+	int ret;
+
+	ret = mutex_lock_interruptible(&dev->dev_mutex);
+	if (ret)
+		return ret;
+	list_for_each_entry(fh, &dev->vfd.fh_list, list) {
+		ctx = container_of(fh, struct dv_ctx, fh);
+		m2m = ctx->fh.m2m_ctx;
+		codec = dv_codec_name(ctx->coded_desc->codec);
+		mutex_lock(&ctx->vb_mutex);
+		seq_printf(s, "ctx %u %s", ctx->stream_id, codec);
+		dv_queue_show(s, "OUT", &m2m->out_q_ctx.q);
+		seq_printf(s, "ctx %u %s", ctx->stream_id, codec);
+		dv_queue_show(s, "CAP", &m2m->cap_q_ctx.q);
+		mutex_unlock(&ctx->vb_mutex);
+	}
+	mutex_unlock(&dev->dev_mutex);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(dv_queues);
+
 /* Without debugfs the driver works the same; nothing here can fail it. */
 void dv_debugfs_init(struct dv_dev *dev)
 {
@@ -72,6 +142,8 @@ void dv_debugfs_init(struct dv_dev *dev)
 			    &dv_inflight_fops);
 	debugfs_create_file("counters", 0444, dev->debugfs_root, dev,
 			    &dv_counters_fops);
+	debugfs_create_file("queues", 0444, dev->debugfs_root, dev,
+			    &dv_queues_fops);
 }
 
 void dv_debugfs_exit(struct dv_dev *dev)

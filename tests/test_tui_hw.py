@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from daedalus_v4l2.backends.sim import SimKernel
 from daedalus_v4l2.backends.sim.testing import ScriptedDaemon, SimClient
 from daedalus_v4l2.daemon import Daemon
@@ -11,7 +13,9 @@ from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.state_socket import StateClient, StateRecorder, StateServer
 from daedalus_v4l2.synth import VP9_GOOD
 from daedalus_v4l2.tui.app import DaedalusTui
-from daedalus_v4l2.tui.hw_source import HwSource, parse_counters, parse_inflight
+from daedalus_v4l2.tui.hw_source import (HwSource, build_snapshot, parse_counters,
+                                         parse_inflight, parse_queues)
+from daedalus_v4l2.tui.styles import BUFFER_STYLE
 from daedalus_v4l2.v4l2.client import StatelessDecoder
 
 
@@ -25,6 +29,65 @@ def module_counters(values: dict) -> str:
     order = ("jobs", "done", "errors", "watchdog_expiries", "unknown_cookie",
              "duplicate_response", "rejected_messages", "parked_now", "parked_max")
     return "".join(f"{name} {values.get(name, 0)}\n" for name in order)
+
+
+def module_queues(contexts) -> str:
+    """What dv_queues_show prints: per context and queue, "ctx %u %s" then
+    " %s %s" (OUT/CAP, on/off) and " %u:%s" per buffer, then a newline."""
+    out = []
+    for ctx, codec, queues in contexts:
+        for name, streaming, buffers in queues:
+            cells = "".join(" %d:%s" % b for b in buffers)
+            out.append(f"ctx {ctx} {codec} {name} {'on' if streaming else 'off'}{cells}\n")
+    return "".join(out)
+
+
+def test_parse_queues_in_the_module_format():
+    text = module_queues([(3, "vp9", [("OUT", True, [(0, "active"), (1, "in_request")]),
+                                      ("CAP", True, [(0, "dequeued"), (5, "queued")])]),
+                          (4, "h264", [("OUT", False, []), ("CAP", False, [])])])
+    queues = parse_queues(text)
+    assert [(q.ctx, q.codec, q.name, q.streaming, q.buffers) for q in queues] == [
+        (3, "vp9", "OUT", True, ((0, "active"), (1, "in_request"))),
+        (3, "vp9", "CAP", True, ((0, "dequeued"), (5, "queued"))),
+        (4, "h264", "OUT", False, ()), (4, "h264", "CAP", False, ())]
+    assert parse_queues("") == []
+    for bad in ("ctx 1 vp9 OUT maybe\n", "ctx 1 vp9 SIDE on\n", "ctx 1 vp9 OUT on 3\n"):
+        with pytest.raises(ValueError):
+            parse_queues(bad)
+
+
+def test_module_buffer_states_are_ones_the_view_draws():
+    """dv_vb2_state_name's strings: each one the TUI has a style for, except
+    "active", which the view names after the in-flight entry holding it."""
+    import re
+    from pathlib import Path
+    source = (Path(__file__).parent.parent / "kernel" / "dv-debugfs.c").read_text()
+    body = source[source.index("dv_vb2_state_name"):source.index("dv_queue_show")]
+    names = set(re.findall(r'return "(\w+)";', body))
+    assert names == {"dequeued", "in_request", "queued", "active", "done", "error"}
+    assert names - {"active"} <= set(BUFFER_STYLE)
+
+
+def test_hw_view_shows_every_buffer_of_every_open_context(tmp_path):
+    """With the module's queues file: idle buffers and idle contexts show too, and a
+    buffer the driver holds is named after its in-flight entry."""
+    entries = parse_inflight(module_inflight([(5, 1, "vp9", 0, 3, "sent", 40),
+                                              (4, 1, "vp9", 2, 2, "parked", 90)]))
+    queues = parse_queues(module_queues([
+        (1, "vp9", [("OUT", True, [(0, "active"), (1, "queued"), (2, "dequeued")]),
+                    ("CAP", True, [(0, "dequeued"), (1, "done"), (2, "active"),
+                                   (3, "active"), (4, "error")])]),
+        (2, "h264", [("OUT", False, [(0, "dequeued")]), ("CAP", False, [])])]))
+    snap = build_snapshot(HwSource(str(tmp_path)), entries, {}, None, queues=queues)
+    one, two = snap.contexts
+    assert (one.id, one.codec, two.id, two.codec) == (1, "vp9", 2, "h264")
+    assert [(b.index, b.state) for b in one.output.buffers] == \
+        [(0, "claimed"), (1, "queued"), (2, "dequeued")]
+    assert [(b.index, b.state) for b in one.capture.buffers] == \
+        [(0, "dequeued"), (1, "done"), (2, "parked"), (3, "claimed"), (4, "error")]
+    assert one.output.streaming and not two.output.streaming
+    assert [(b.index, b.state) for b in two.output.buffers] == [(0, "dequeued")]
 
 
 def test_parse_inflight_in_the_module_format():

@@ -1,12 +1,15 @@
 """The hw view: the module's debugfs files and the daemon's state socket, polled.
 
 debugfs (kernel/dv-debugfs.c) has, per in-flight entry, one line
-``cookie ctx codec out_idx cap_idx state age_ms`` in ``daedalus_v4l2/inflight``
-and ``name value`` lines in ``daedalus_v4l2/counters``.  The daemon's socket
-(daedalus_v4l2.state_socket) adds frame numbers, which requests it is
-decoding, latency, fps and its recent messages.  Buffer states the module does
-not export (a buffer no job holds) are not shown: the queues list only the
-buffers the in-flight entries hold.
+``cookie ctx codec out_idx cap_idx state age_ms`` in ``daedalus_v4l2/inflight``,
+``name value`` lines in ``daedalus_v4l2/counters``, and per open context its
+two vb2 queues in ``daedalus_v4l2/queues``: ``ctx <id> <codec> OUT|CAP on|off
+<index>:<state> ...``.  A buffer the driver holds (vb2 "active") is shown as
+what the in-flight entry holding it says: claimed, parked or held.  The
+daemon's socket (daedalus_v4l2.state_socket) adds frame numbers, which
+requests it is decoding, latency, fps and its recent messages.  A module
+without the queues file (older builds) still gets a view: the buffers the
+in-flight entries hold.
 """
 from __future__ import annotations
 
@@ -48,6 +51,36 @@ def parse_inflight(text: str) -> list[DebugfsEntry]:
         entries.append(DebugfsEntry(int(cookie), int(ctx), codec, int(out_idx), int(cap_idx),
                                     state, int(age)))
     return entries
+
+
+@dataclass(frozen=True)
+class DebugfsQueue:
+    ctx: int
+    codec: str
+    name: str                       # "OUT" or "CAP"
+    streaming: bool
+    buffers: tuple[tuple[int, str], ...]   # (index, vb2 state)
+
+
+def parse_queues(text: str) -> list[DebugfsQueue]:
+    """``ctx %u %s OUT|CAP on|off [%u:%s ...]`` per line (dv_queues_show)."""
+    queues = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) < 5 or fields[0] != "ctx" or fields[3] not in ("OUT", "CAP") \
+                or fields[4] not in ("on", "off"):
+            raise ValueError(f"queues line {number}: {line!r}")
+        buffers = []
+        for cell in fields[5:]:
+            index, _, state = cell.partition(":")
+            if not index.isdigit() or not state:
+                raise ValueError(f"queues line {number}: buffer {cell!r}")
+            buffers.append((int(index), state))
+        queues.append(DebugfsQueue(int(fields[1]), fields[2], fields[3], fields[4] == "on",
+                                   tuple(buffers)))
+    return queues
 
 
 def parse_counters(text: str) -> dict[str, int]:
@@ -143,11 +176,13 @@ class HwSource:
 
     def snapshot(self) -> Snapshot:
         inflight_text, counters_text = self._read("inflight"), self._read("counters")
+        queues_text = self._read("queues")
         entries = parse_inflight(inflight_text) if inflight_text is not None else []
         counters = parse_counters(counters_text) if counters_text is not None else {}
+        queues = parse_queues(queues_text) if queues_text is not None else None
         daemon = self._daemon_state()
         return build_snapshot(self, entries, counters, daemon,
-                              debugfs_ok=inflight_text is not None)
+                              debugfs_ok=inflight_text is not None, queues=queues)
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -155,7 +190,8 @@ class HwSource:
 
 
 def build_snapshot(source: HwSource, entries: list[DebugfsEntry], counters: dict[str, int],
-                   daemon: dict | None, debugfs_ok: bool = True) -> Snapshot:
+                   daemon: dict | None, debugfs_ok: bool = True,
+                   queues: list[DebugfsQueue] | None = None) -> Snapshot:
     pending = {p["cookie"]: p for p in (daemon or {}).get("pending", [])}
     rows = []
     for e in entries:
@@ -167,7 +203,8 @@ def build_snapshot(source: HwSource, entries: list[DebugfsEntry], counters: dict
             state = "done"
         rows.append(InflightRow(e.cookie, e.ctx, e.codec, known["frame"] if known else None,
                                 e.out_idx, e.cap_idx, state, e.age_ms))
-    contexts = _contexts(entries, daemon)
+    contexts = _contexts(entries, daemon) if queues is None else \
+        _contexts_from_queues(queues, entries, daemon)
     events = _events(source, counters, entries, daemon)
     latency = (daemon or {}).get("latency_ms", {})
     shown = Counters(float((daemon or {}).get("fps", 0.0)), latency.get("p50"), latency.get("p99"),
@@ -195,6 +232,33 @@ def _contexts(entries: list[DebugfsEntry], daemon: dict | None) -> tuple[Context
         views.append(ContextView(ctx, codec, frames,
                                  QueueView("OUTPUT", True, tuple(sorted(outs, key=_index))),
                                  QueueView("CAPTURE", True, tuple(sorted(caps, key=_index)))))
+    return tuple(views)
+
+
+def _contexts_from_queues(queues: list[DebugfsQueue], entries: list[DebugfsEntry],
+                          daemon: dict | None) -> tuple[ContextView, ...]:
+    """Every open context with all its buffers; "active" ones named after the
+    in-flight entry that holds them."""
+    holder = {("OUT", e.ctx, e.out_idx): "claimed" for e in entries if e.state == "sent"}
+    holder.update({("CAP", e.ctx, e.cap_idx): _CAPTURE_STATE.get(e.state, "claimed")
+                   for e in entries})
+    by_ctx: dict[int, dict[str, DebugfsQueue]] = {}
+    for q in queues:
+        by_ctx.setdefault(q.ctx, {})[q.name] = q
+    views = []
+    for ctx, pair in sorted(by_ctx.items()):
+        frames = max((p["frame"] for p in (daemon or {}).get("pending", []) if p["stream"] == ctx),
+                     default=0)
+        shown = {}
+        for name, label in (("OUT", "OUTPUT"), ("CAP", "CAPTURE")):
+            q = pair.get(name)
+            buffers = () if q is None else tuple(
+                BufferView(index, holder.get((name, ctx, index), "claimed")
+                           if state == "active" else state)
+                for index, state in q.buffers)
+            shown[name] = QueueView(label, q is not None and q.streaming, buffers)
+        codec = next(iter(pair.values())).codec
+        views.append(ContextView(ctx, codec, frames, shown["OUT"], shown["CAP"]))
     return tuple(views)
 
 

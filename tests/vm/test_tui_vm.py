@@ -7,7 +7,7 @@ root), and /init mounts debugfs at /sys/kernel/debug.  A VP9 clip is decoded
 through /dev/videoN by ``daedalus-v4l2 decode --backend hw`` in a subprocess
 while the TUI (``HwSource`` inside ``App.run_test()``) watches; the test
 checks that what it shows comes from the module's debugfs (counters, in-flight
-entries) and from the daemon's socket (pid, frame numbers, messages, latency).
+entries, every buffer of the open contexts) and from the daemon's socket (pid, frame numbers, messages, latency).
 
 Every wait is on a condition with a generous timeout: the guest is TCG on two
 shared cores.
@@ -41,7 +41,7 @@ def rig():
     if module_loaded("visl"):
         subprocess.run(["modprobe", "-r", "visl"], check=True)
     assert os.path.ismount("/sys/kernel/debug"), "debugfs is not mounted in the guest"
-    assert (DEBUGFS / "inflight").is_file() and (DEBUGFS / "counters").is_file(), \
+    assert all((DEBUGFS / name).is_file() for name in ("inflight", "counters", "queues")), \
         sorted(p.name for p in DEBUGFS.iterdir()) if DEBUGFS.is_dir() else f"no {DEBUGFS}"
     assert daemon_attached(), "no daemon holds /dev/daedalus-v4l2 (see daemon.log)"
     socket_path = default_socket_path()
@@ -151,7 +151,17 @@ def test_tui_shows_debugfs_and_the_daemon_while_decoding(rig, tmp_path):
     joined = [r for r in rows if r.frame is not None]
     assert joined and all(r.state != "sent" for r in joined), rows[:20]
     assert max(r.frame for r in joined) <= CLIP["frames"] * 2       # hidden frames count too
-    assert any(s.contexts for s in source.seen)
+    # debugfs queues: the decoding context with all its buffers, idle ones included
+    # (vb2 states), and the ones a job holds named after its entry
+    streaming = [c for s in source.seen for c in s.contexts
+                 if c.codec == "vp9" and c.output.streaming and c.capture.streaming]
+    assert streaming, [s.contexts for s in source.seen][:5]
+    assert all(len(c.output.buffers) >= 2 and len(c.capture.buffers) >= 2 for c in streaming)
+    states = {b.state for c in streaming for b in c.output.buffers + c.capture.buffers}
+    assert states & {"dequeued", "queued", "in_request", "done"}, states
+    assert states & {"claimed", "parked", "held"}, states
+    assert states <= {"dequeued", "in_request", "queued", "claimed", "parked", "held", "done",
+                      "error"}, states
     assert on_screen and on_screen <= {r.cookie for r in rows}, (on_screen, rows[:10])
     assert table_lines[0].split() == ["cookie", "ctx", "codec", "frame", "out", "cap", "state",
                                       "age", "ms"] and "idle" in table_lines[1]
