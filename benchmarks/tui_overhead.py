@@ -33,7 +33,7 @@ from pathlib import Path
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
-from daedalus_v4l2.tui.app import DaedalusTui
+from daedalus_v4l2.tui.app import SIM_SWITCH_INTERVAL, DaedalusTui
 from daedalus_v4l2.tui.sim_source import Clip, SimSource
 
 
@@ -69,7 +69,7 @@ def source_only(clip: Clip) -> float:
 def with_tui(clip: Clip) -> tuple[float, float]:
     async def go():
         source = SimSource(clip, loop=False, realtime=True, start_paused=True)
-        app = DaedalusTui(source)
+        app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL)   # as run_app does
         async with app.run_test(size=(120, 40)) as pilot:
             while app.updates < 2:
                 await pilot.pause(0.01)

@@ -293,3 +293,27 @@ def test_demo_tui_exits_0_on_q(monkeypatch):
     monkeypatch.setattr(tui_run, "run_app", run_app)
     assert cli.main(["demo", "--tui", "--frames", "4", "--size", "64x48", "--fps", "0"]) == 0
     assert seen["loops"] >= 1          # a 4-frame clip: it looped to get past 8 pictures
+
+
+def test_the_gil_switch_interval_is_shortened_while_the_sim_runs(small_clip, monkeypatch):
+    """run_app gives a sim source SIM_SWITCH_INTERVAL (the decode thread gets the GIL
+    back sooner from a repaint) and the previous interval comes back on exit."""
+    import sys
+
+    from daedalus_v4l2.tui.app import SIM_SWITCH_INTERVAL
+    before = sys.getswitchinterval()
+    seen = {}
+
+    def run(app):
+        async def go():
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.snapshot is not None)
+                seen["during"] = sys.getswitchinterval()
+                await pilot.press("q")
+            return app.return_code
+        return asyncio.run(go())
+
+    monkeypatch.setattr(DaedalusTui, "run", run)
+    assert tui_run.run_app(frozen_source(small_clip)) == 0
+    assert seen["during"] == pytest.approx(SIM_SWITCH_INTERVAL) != before
+    assert sys.getswitchinterval() == before

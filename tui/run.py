@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from .app import DaedalusTui
+from .app import SIM_SWITCH_INTERVAL, DaedalusTui
 
 
 @contextlib.contextmanager
@@ -24,7 +24,8 @@ def quiet_stderr_logging():
 
 
 def run_app(source) -> int:
-    app = DaedalusTui(source)
+    # the simulation decodes in a thread of this process (see SIM_SWITCH_INTERVAL)
+    app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL if source.kind == "sim" else None)
     with quiet_stderr_logging():
         result = app.run()
     source.stop()
