@@ -215,6 +215,9 @@ class GuestProxy(pytest.Item):
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if IN_GUEST:
+        # The kernel-report check covers everything this boot ran, so it runs last
+        # (by name it would sort before test_rig, test_tui_vm, test_visl_baseline).
+        items.sort(key=lambda it: it.path.name == DMESG_CHECK)
         return
     guest = [
         it for it in items
@@ -234,6 +237,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 _BATCH = pytest.StashKey[GuestBatch]()
+DMESG_CHECK = "test_reliability_zz_dmesg.py"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

@@ -1,6 +1,7 @@
-"""Last in the guest run: the kernel printed no report (KASAN, lockdep, list
-debugging, debug objects, WARN, BUG) during any test of this boot (the compliance,
-decode, bad-input and fault tests run before it), and kmemleak finds no leak."""
+"""Last in the guest run (tests/vm/conftest.py puts it there): the kernel printed
+no report (KASAN, lockdep, list debugging, debug objects, WARN, BUG) during any
+test of this boot (compliance, decode, GStreamer, the TUI, bad input, faults,
+fuzzing), and kmemleak finds no leak."""
 from __future__ import annotations
 
 import pytest
