@@ -7,34 +7,20 @@ where it drives the real module and the daemon the rig started.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
+from ..guest_results import write_guest_result
 from ..reference import ffmpeg_nv12, frame_md5s
 from .backends import IN_GUEST, VP9_CLIPS, HwBackend, SimBackend, daemon_attached
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """In the guest, report to the host as tests/vm/conftest.py does for tests/vm.
-
-    Its hook only sees tests under tests/vm (conftest hooks are path-local), while
-    its host side proxies every selected ``vm`` test, these included; so the hw
-    half of this suite writes its results in the same format here."""
-    path = os.environ.get("DAEDALUS_VM_RESULTS")
-    if not (IN_GUEST and path):
-        return
-    entry = {
-        "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-        "duration": report.duration,
-        "longrepr": report.longreprtext if report.longrepr is not None else "",
-        "sections": [[title, text] for title, text in report.sections],
-    }
-    if report.skipped and isinstance(report.longrepr, tuple):
-        entry["longrepr"] = str(report.longrepr[2])
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
+    """In the guest, report to the host as tests/vm/conftest.py does for tests/vm:
+    its hook only sees tests under tests/vm (conftest hooks are path-local), while
+    its host side proxies every selected ``vm`` test, these included."""
+    write_guest_result(report)
 
 
 @pytest.fixture(params=["sim", pytest.param("hw", marks=pytest.mark.vm)])

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.guest_results import write_guest_result
 from vmrig import (
     CACHE, IN_GUEST, ROOT, VM_RUN, Run, host_prerequisites, missing, module_loaded, sh,
 )
@@ -47,22 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = os.environ.get("DAEDALUS_VM_RESULTS")
-    if not (IN_GUEST and path):
-        return
-    entry = {
-        "nodeid": report.nodeid,
-        "when": report.when,
-        "outcome": report.outcome,
-        "duration": report.duration,
-        "longrepr": report.longreprtext if report.longrepr is not None else "",
-        "sections": [[title, text] for title, text in report.sections],
-    }
-    if report.skipped and isinstance(report.longrepr, tuple):
-        entry["longrepr"] = str(report.longrepr[2])
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
-        f.flush()
+    write_guest_result(report)
 
 
 @pytest.fixture(autouse=True)
