@@ -146,14 +146,6 @@ _SCREEN_CONTENT_CHOICES = (
 )
 
 
-def _mask(pairs) -> int:
-    value = 0
-    for condition, bit in pairs:
-        if condition:
-            value |= bit
-    return value
-
-
 def _struct_bytes(ctrl) -> bytes:
     return bytes(ffi.buffer(ctrl))
 
@@ -164,7 +156,7 @@ def _struct_bytes(ctrl) -> bytes:
 
 def sequence_control(seq: SequenceHeader) -> bytes:
     ctrl = ffi.new("struct v4l2_ctrl_av1_sequence *")
-    ctrl.flags = _mask((getattr(seq, name), bit) for name, bit in _SEQUENCE_FLAGS)
+    ctrl.flags = uapi.flag_mask((getattr(seq, name), bit) for name, bit in _SEQUENCE_FLAGS)
     ctrl.seq_profile = seq.seq_profile
     ctrl.order_hint_bits = seq.order_hint_bits
     ctrl.bit_depth = seq.bit_depth
@@ -407,7 +399,7 @@ def frame_from_control(data: bytes):
 
 
 def _frame_flags(h: FrameHeader) -> int:
-    return _mask((
+    return uapi.flag_mask((
         (h.show_frame, V4L2_AV1_FRAME_FLAG_SHOW_FRAME),
         (h.showable_frame, V4L2_AV1_FRAME_FLAG_SHOWABLE_FRAME),
         (h.error_resilient_mode, V4L2_AV1_FRAME_FLAG_ERROR_RESILIENT_MODE),
@@ -446,9 +438,9 @@ def _fill_tile_info(ti, h: FrameHeader) -> None:
 
 def _fill_quantization(q, h: FrameHeader) -> None:
     src = h.quantization
-    q.flags = _mask(((src.diff_uv_delta, V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA),
-                     (src.using_qmatrix, V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX),
-                     (h.delta_q_present, V4L2_AV1_QUANTIZATION_FLAG_DELTA_Q_PRESENT)))
+    q.flags = uapi.flag_mask(((src.diff_uv_delta, V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA),
+                              (src.using_qmatrix, V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX),
+                              (h.delta_q_present, V4L2_AV1_QUANTIZATION_FLAG_DELTA_Q_PRESENT)))
     q.base_q_idx = src.base_q_idx
     q.delta_q_y_dc, q.delta_q_u_dc = src.delta_q_y_dc, src.delta_q_u_dc
     q.delta_q_u_ac = src.delta_q_u_ac
@@ -459,24 +451,25 @@ def _fill_quantization(q, h: FrameHeader) -> None:
 
 def _fill_segmentation(seg, h: FrameHeader) -> None:
     src = h.segmentation
-    seg.flags = _mask(((src.enabled, V4L2_AV1_SEGMENTATION_FLAG_ENABLED),
-                       (src.update_map, V4L2_AV1_SEGMENTATION_FLAG_UPDATE_MAP),
-                       (src.temporal_update, V4L2_AV1_SEGMENTATION_FLAG_TEMPORAL_UPDATE),
-                       (src.update_data, V4L2_AV1_SEGMENTATION_FLAG_UPDATE_DATA),
-                       (src.seg_id_pre_skip, V4L2_AV1_SEGMENTATION_FLAG_SEG_ID_PRE_SKIP)))
+    seg.flags = uapi.flag_mask(((src.enabled, V4L2_AV1_SEGMENTATION_FLAG_ENABLED),
+                                (src.update_map, V4L2_AV1_SEGMENTATION_FLAG_UPDATE_MAP),
+                                (src.temporal_update, V4L2_AV1_SEGMENTATION_FLAG_TEMPORAL_UPDATE),
+                                (src.update_data, V4L2_AV1_SEGMENTATION_FLAG_UPDATE_DATA),
+                                (src.seg_id_pre_skip, V4L2_AV1_SEGMENTATION_FLAG_SEG_ID_PRE_SKIP)))
     seg.last_active_seg_id = src.last_active_seg_id
     for i in range(len(src.feature_enabled)):
         # V4L2_AV1_SEGMENT_FEATURE_ENABLED(id) = 1 << id
-        seg.feature_enabled[i] = _mask((on, 1 << j) for j, on in enumerate(src.feature_enabled[i]))
+        seg.feature_enabled[i] = uapi.flag_mask(
+            (on, 1 << j) for j, on in enumerate(src.feature_enabled[i]))
         seg.feature_data[i] = list(src.feature_data[i])
 
 
 def _fill_loop_filter(lf, h: FrameHeader) -> None:
     src = h.loop_filter
-    lf.flags = _mask(((src.delta_enabled, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_ENABLED),
-                      (src.delta_update, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_UPDATE),
-                      (h.delta_lf_present, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_PRESENT),
-                      (h.delta_lf_multi, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_MULTI)))
+    lf.flags = uapi.flag_mask(((src.delta_enabled, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_ENABLED),
+                               (src.delta_update, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_UPDATE),
+                               (h.delta_lf_present, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_PRESENT),
+                               (h.delta_lf_multi, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_MULTI)))
     lf.level = list(src.level)
     lf.sharpness = src.sharpness
     lf.ref_deltas = list(src.ref_deltas)
@@ -494,8 +487,8 @@ def _fill_cdef(cdef, h: FrameHeader) -> None:
 
 def _fill_loop_restoration(lr, h: FrameHeader) -> None:
     src = h.loop_restoration
-    lr.flags = _mask(((src.uses_lr, V4L2_AV1_LOOP_RESTORATION_FLAG_USES_LR),
-                      (src.uses_chroma_lr, V4L2_AV1_LOOP_RESTORATION_FLAG_USES_CHROMA_LR)))
+    lr.flags = uapi.flag_mask(((src.uses_lr, V4L2_AV1_LOOP_RESTORATION_FLAG_USES_LR),
+                               (src.uses_chroma_lr, V4L2_AV1_LOOP_RESTORATION_FLAG_USES_CHROMA_LR)))
     lr.lr_unit_shift, lr.lr_uv_shift = src.lr_unit_shift, src.lr_uv_shift
     lr.frame_restoration_type = list(src.frame_restoration_type)
     lr.loop_restoration_size = list(src.loop_restoration_size)
@@ -506,9 +499,9 @@ def _fill_global_motion(gm, h: FrameHeader) -> None:
     # left 0: a decoder that warps computes it; our daemon never reads it.
     for ref in range(LAST_FRAME, ALTREF_FRAME + 1):
         kind = h.gm_type[ref]
-        gm.flags[ref] = _mask(((kind != 0, V4L2_AV1_GLOBAL_MOTION_FLAG_IS_GLOBAL),
-                               (kind == ROTZOOM, V4L2_AV1_GLOBAL_MOTION_FLAG_IS_ROT_ZOOM),
-                               (kind == TRANSLATION, V4L2_AV1_GLOBAL_MOTION_FLAG_IS_TRANSLATION)))
+        gm.flags[ref] = uapi.flag_mask(((kind != 0, V4L2_AV1_GLOBAL_MOTION_FLAG_IS_GLOBAL),
+                                        (kind == ROTZOOM, V4L2_AV1_GLOBAL_MOTION_FLAG_IS_ROT_ZOOM),
+                                        (kind == TRANSLATION, V4L2_AV1_GLOBAL_MOTION_FLAG_IS_TRANSLATION)))
         gm.type[ref] = kind
         gm.params[ref] = list(h.gm_params[ref])
 
@@ -530,13 +523,13 @@ def tile_group_entries(tiles) -> bytes:
 def film_grain_control(h: FrameHeader) -> bytes:
     fg = h.film_grain
     ctrl = ffi.new("struct v4l2_ctrl_av1_film_grain *")
-    ctrl.flags = _mask(((fg.apply_grain, V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN),
-                        (fg.update_grain, V4L2_AV1_FILM_GRAIN_FLAG_UPDATE_GRAIN),
-                        (fg.chroma_scaling_from_luma,
-                         V4L2_AV1_FILM_GRAIN_FLAG_CHROMA_SCALING_FROM_LUMA),
-                        (fg.overlap_flag, V4L2_AV1_FILM_GRAIN_FLAG_OVERLAP),
-                        (fg.clip_to_restricted_range,
-                         V4L2_AV1_FILM_GRAIN_FLAG_CLIP_TO_RESTRICTED_RANGE)))
+    ctrl.flags = uapi.flag_mask(((fg.apply_grain, V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN),
+                                 (fg.update_grain, V4L2_AV1_FILM_GRAIN_FLAG_UPDATE_GRAIN),
+                                 (fg.chroma_scaling_from_luma,
+                                  V4L2_AV1_FILM_GRAIN_FLAG_CHROMA_SCALING_FROM_LUMA),
+                                 (fg.overlap_flag, V4L2_AV1_FILM_GRAIN_FLAG_OVERLAP),
+                                 (fg.clip_to_restricted_range,
+                                  V4L2_AV1_FILM_GRAIN_FLAG_CLIP_TO_RESTRICTED_RANGE)))
     ctrl.grain_seed = fg.grain_seed
     ctrl.film_grain_params_ref_idx = fg.film_grain_params_ref_idx
     for plane in ("y", "cb", "cr"):

@@ -21,7 +21,6 @@ Every malformed input raises :class:`~daedalus_v4l2.errors.BitstreamError`.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 from daedalus_v4l2.codecs.bitreader import BitReader
@@ -739,21 +738,13 @@ def _frame_flags(hdr: Vp9FrameHeader) -> int:
         (hdr.subsampling_y, uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING),
         (hdr.color_range, uapi.V4L2_VP9_FRAME_FLAG_COLOR_RANGE_FULL_SWING),
     )
-    return _mask(flag_for)
-
-
-def _mask(conditions_and_bits) -> int:
-    mask = 0
-    for condition, bit in conditions_and_bits:
-        if condition:
-            mask |= bit
-    return mask
+    return uapi.flag_mask(flag_for)
 
 
 def _sign_bias_mask(hdr: Vp9FrameHeader) -> int:
     last, golden, alt = hdr.ref_frame_sign_bias
-    return _mask(((last, V4L2_VP9_SIGN_BIAS_LAST), (golden, V4L2_VP9_SIGN_BIAS_GOLDEN),
-                  (alt, V4L2_VP9_SIGN_BIAS_ALT)))
+    return uapi.flag_mask(((last, V4L2_VP9_SIGN_BIAS_LAST), (golden, V4L2_VP9_SIGN_BIAS_GOLDEN),
+                           (alt, V4L2_VP9_SIGN_BIAS_ALT)))
 
 
 def _v4l2_reset_frame_context(coded: int) -> int:
@@ -768,8 +759,9 @@ def _fill_loop_filter(lf, hdr: Vp9FrameHeader) -> None:
     lf.mode_deltas = list(hdr.loop_filter_mode_deltas)
     lf.level = hdr.loop_filter_level
     lf.sharpness = hdr.loop_filter_sharpness
-    lf.flags = _mask(((hdr.loop_filter_delta_enabled, uapi.V4L2_VP9_LOOP_FILTER_FLAG_DELTA_ENABLED),
-                      (hdr.loop_filter_delta_update, uapi.V4L2_VP9_LOOP_FILTER_FLAG_DELTA_UPDATE)))
+    lf.flags = uapi.flag_mask((
+        (hdr.loop_filter_delta_enabled, uapi.V4L2_VP9_LOOP_FILTER_FLAG_DELTA_ENABLED),
+        (hdr.loop_filter_delta_update, uapi.V4L2_VP9_LOOP_FILTER_FLAG_DELTA_UPDATE)))
 
 
 def _fill_quantization(quant, hdr: Vp9FrameHeader) -> None:
@@ -783,12 +775,12 @@ def _fill_segmentation(seg, hdr: Vp9FrameHeader) -> None:
     for segment in range(MAX_SEGMENTS):
         seg.feature_data[segment] = list(hdr.segmentation_feature_data[segment])
         # One bit per feature: V4L2_VP9_SEGMENT_FEATURE_ENABLED(id) = 1 << id.
-        seg.feature_enabled[segment] = _mask(
+        seg.feature_enabled[segment] = uapi.flag_mask(
             (enabled, 1 << feature)
             for feature, enabled in enumerate(hdr.segmentation_feature_enabled[segment]))
     seg.tree_probs = list(hdr.segmentation_tree_probs)
     seg.pred_probs = list(hdr.segmentation_pred_probs)
-    seg.flags = _mask((
+    seg.flags = uapi.flag_mask((
         (hdr.segmentation_enabled, uapi.V4L2_VP9_SEGMENTATION_FLAG_ENABLED),
         (hdr.segmentation_update_map, uapi.V4L2_VP9_SEGMENTATION_FLAG_UPDATE_MAP),
         (hdr.segmentation_temporal_update, uapi.V4L2_VP9_SEGMENTATION_FLAG_TEMPORAL_UPDATE),

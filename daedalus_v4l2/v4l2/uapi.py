@@ -303,6 +303,15 @@ CHECKED_STRUCTS = [
 ]
 
 
+def flag_mask(conditions_and_bits) -> int:
+    """A flags word from ``(condition, bit)`` pairs: each bit whose condition holds."""
+    mask = 0
+    for condition, bit in conditions_and_bits:
+        if condition:
+            mask |= bit
+    return mask
+
+
 def struct_from_bytes(ctype: str, data) -> object:
     """A typed pointer to a private copy of the first sizeof(ctype) bytes of ``data``
     (a control's payload), for reading its fields.
