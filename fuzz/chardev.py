@@ -158,6 +158,7 @@ def client_loop(stop: threading.Event, started: threading.Event) -> int:
     starts only when real cookies can exist (on the guest's one slow CPU the
     imports and setup alone can outlast a short run)."""
     from daedalus_v4l2.backends.hw import find_nodes
+    from daedalus_v4l2.backends.sim.validate import minimal_vp9_frame
     from daedalus_v4l2.v4l2 import uapi
     from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, StatelessDecoder
     from daedalus_v4l2.v4l2.syscalls import OsSyscalls
@@ -170,9 +171,7 @@ def client_loop(stop: threading.Event, started: threading.Event) -> int:
         reqs = [dec.alloc_request() for _ in range(4)]
         dec.streamon(OUTPUT)
         dec.streamon(CAPTURE)
-        frame = uapi.ffi.new("struct v4l2_ctrl_vp9_frame *")
-        frame.bit_depth = 8                      # what the core's validate_vp9_frame() wants
-        frame.flags = uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING
+        frame = minimal_vp9_frame()              # what the core's validate_vp9_frame() takes
         ctrl = {uapi.V4L2_CID_STATELESS_VP9_FRAME: bytes(uapi.ffi.buffer(frame))}
         free_out, free_cap = set(range(4)), set(range(4))
         while not stop.is_set():

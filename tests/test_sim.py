@@ -11,6 +11,7 @@ from daedalus_v4l2 import proto
 from daedalus_v4l2.backends.sim import EntryState, SimDeadlock, SimKernel, SimTransport
 from daedalus_v4l2.backends.sim.testing import CAP, OUT, ScriptedDaemon, SimClient
 from daedalus_v4l2.backends.sim.vb2 import BufList, BufState, Vb2Queue
+from daedalus_v4l2.backends.sim.validate import minimal_vp9_frame
 from daedalus_v4l2.errors import DeviceError, InvariantError
 from daedalus_v4l2.transport import Transport
 from daedalus_v4l2.v4l2 import uapi
@@ -18,7 +19,6 @@ from daedalus_v4l2.v4l2 import uapi
 
 ffi = uapi.ffi
 SEC = 1_000_000_000
-VP9_420 = uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING
 
 
 def make(policy=None, daemon=True, **client_kw):
@@ -282,7 +282,7 @@ def test_request_and_qbuf_errors():
     assert err(lambda: sys.ioctl(fd, uapi.VIDIOC_QBUF, b)) == errno.EINVAL
     # Controls: too small a payload is EFAULT (error_idx points at it), as the 6.12 core
     # answers; a larger one is accepted and its size rewritten; an unknown id is EINVAL.
-    frame = ffi.new("struct v4l2_ctrl_vp9_frame *", {"bit_depth": 8, "flags": VP9_420})
+    frame = minimal_vp9_frame()
     ctrl = ffi.new("struct v4l2_ext_control[2]")
     ctrl[0].id, ctrl[0].size, ctrl[0].ptr = (uapi.V4L2_CID_STATELESS_VP9_FRAME,
                                              ffi.sizeof(frame[0]), frame)
@@ -432,8 +432,8 @@ def test_decode_carries_the_codec_controls():
     client.queue_capture(0)
     client.queue_capture(1)
     req = client.alloc_request()
-    frame = ffi.new("struct v4l2_ctrl_vp9_frame *",
-                    {"profile": 2, "bit_depth": 10, "flags": VP9_420})
+    frame = minimal_vp9_frame()
+    frame.profile, frame.bit_depth = 2, 10
     ctrl = ffi.new("struct v4l2_ext_control[1]")
     ctrl[0].id, ctrl[0].size, ctrl[0].ptr = (uapi.V4L2_CID_STATELESS_VP9_FRAME,
                                              ffi.sizeof(frame[0]), frame)

@@ -13,6 +13,7 @@ from typing import Callable
 
 from ... import proto
 from ...v4l2 import uapi
+from .validate import minimal_vp9_frame
 
 ffi = uapi.ffi
 OUT = uapi.V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE
@@ -105,10 +106,8 @@ class SimClient:
 
     def vp9_frame_control(self, req_fd, flags=0):
         """A profile-0 frame control: 8-bit 4:2:0, what the control core accepts."""
-        frame = ffi.new("struct v4l2_ctrl_vp9_frame *")
-        frame.bit_depth = 8
-        frame.flags = flags | uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING \
-            | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING
+        frame = minimal_vp9_frame()
+        frame.flags |= flags
         ctrl = ffi.new("struct v4l2_ext_control[1]")
         ctrl[0].id = uapi.V4L2_CID_STATELESS_VP9_FRAME
         ctrl[0].size = ffi.sizeof(frame[0])

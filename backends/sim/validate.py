@@ -30,6 +30,15 @@ PROFILE_MAX, RESET_FRAME_CTX_ALL, NUM_FRAME_CTX = 3, 2, 4
 INTERP_FILTER_SWITCHABLE, REFERENCE_MODE_SELECT, TX_MODE_SELECT = 4, 2, 4
 
 
+def minimal_vp9_frame():
+    """A ``struct v4l2_ctrl_vp9_frame *`` the core accepts: profile 0, 8-bit, 4:2:0,
+    everything else zero.  Callers change fields, then send ``bytes(ffi.buffer(f))``."""
+    frame = uapi.ffi.new("struct v4l2_ctrl_vp9_frame *")
+    frame.bit_depth = 8
+    frame.flags = SUBSAMPLING_420
+    return frame
+
+
 def refusal(cid: int, payload: bytes) -> str | None:
     """Why the control core refuses this control value (EINVAL), or None."""
     if cid == uapi.V4L2_CID_STATELESS_VP9_FRAME:

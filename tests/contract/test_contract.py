@@ -22,6 +22,7 @@ import time
 import pytest
 
 from daedalus_v4l2 import container
+from daedalus_v4l2.backends.sim.validate import minimal_vp9_frame
 from daedalus_v4l2.decode import StatelessPipeline, Vp9Client
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT
@@ -136,9 +137,7 @@ def test_streamoff_mid_stream_returns_in_bounded_time_and_loses_nothing(
 def _vp9_frame(**fields) -> bytes:
     """A valid profile-0 VP9 frame control, with ``fields`` changed (``lf_level``
     sets lf.level, ``quant_delta_q_y_dc`` quant.delta_q_y_dc, ...)."""
-    frame = uapi.ffi.new("struct v4l2_ctrl_vp9_frame *")
-    frame.bit_depth = 8
-    frame.flags = uapi.V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING | uapi.V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING
+    frame = minimal_vp9_frame()
     for name, value in fields.items():
         target, attr = frame, name
         for part in ("lf", "quant", "seg"):
