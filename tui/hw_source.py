@@ -227,9 +227,7 @@ def _contexts(entries: list[DebugfsEntry], daemon: dict | None) -> tuple[Context
         outs = tuple(BufferView(e.out_idx, "claimed") for e in mine if e.state == "sent")
         caps = tuple(BufferView(e.cap_idx, _CAPTURE_STATE.get(e.state, "claimed")) for e in mine)
         codec = mine[0].codec if mine else "?"
-        frames = max((p["frame"] for p in (daemon or {}).get("pending", []) if p["stream"] == ctx),
-                     default=0)
-        views.append(ContextView(ctx, codec, frames,
+        views.append(ContextView(ctx, codec, _frames(daemon, ctx),
                                  QueueView("OUTPUT", True, tuple(sorted(outs, key=_index))),
                                  QueueView("CAPTURE", True, tuple(sorted(caps, key=_index)))))
     return tuple(views)
@@ -247,8 +245,6 @@ def _contexts_from_queues(queues: list[DebugfsQueue], entries: list[DebugfsEntry
         by_ctx.setdefault(q.ctx, {})[q.name] = q
     views = []
     for ctx, pair in sorted(by_ctx.items()):
-        frames = max((p["frame"] for p in (daemon or {}).get("pending", []) if p["stream"] == ctx),
-                     default=0)
         shown = {}
         for name, label in (("OUT", "OUTPUT"), ("CAP", "CAPTURE")):
             q = pair.get(name)
@@ -258,8 +254,14 @@ def _contexts_from_queues(queues: list[DebugfsQueue], entries: list[DebugfsEntry
                 for index, state in q.buffers)
             shown[name] = QueueView(label, q is not None and q.streaming, buffers)
         codec = next(iter(pair.values())).codec
-        views.append(ContextView(ctx, codec, frames, shown["OUT"], shown["CAP"]))
+        views.append(ContextView(ctx, codec, _frames(daemon, ctx), shown["OUT"], shown["CAP"]))
     return tuple(views)
+
+
+def _frames(daemon: dict | None, ctx: int) -> int:
+    """The newest frame number the daemon is decoding for ``ctx`` (0: none)."""
+    return max((p["frame"] for p in (daemon or {}).get("pending", []) if p["stream"] == ctx),
+               default=0)
 
 
 def _index(buf: BufferView) -> int:
