@@ -131,13 +131,19 @@ def _pct(ordered: list[float], p: float) -> float | None:
 
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
-        for line in self.rfile:
-            try:
-                since = int(json.loads(line or b"{}").get("since", 0))
-            except (ValueError, AttributeError):
-                since = 0
-            self.wfile.write(json.dumps(self.server.recorder.state(since)).encode() + b"\n")
-            self.wfile.flush()
+        try:
+            for line in self.rfile:
+                self._answer(line)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the TUI went away (quit, or gave up on a slow answer): not an error
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            since = int(json.loads(line or b"{}").get("since", 0))
+        except (ValueError, AttributeError):
+            since = 0
+        self.wfile.write(json.dumps(self.server.recorder.state(since)).encode() + b"\n")
+        self.wfile.flush()
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -177,7 +183,10 @@ class StateServer:
 class StateClient:
     """The TUI's end: one connection, one query per call."""
 
-    def __init__(self, path: str, timeout: float = 1.0) -> None:
+    # Generous: the TUI polls from its own thread, so a slow answer (a daemon
+    # busy decoding on a loaded machine) costs a stale screen, while giving up
+    # and reconnecting would make the daemon compute the same answer again.
+    def __init__(self, path: str, timeout: float = 5.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)

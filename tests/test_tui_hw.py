@@ -143,6 +143,27 @@ def test_state_socket_of_a_real_daemon(tmp_path, clip):
     assert again["events"] == []                      # only what is new since seq
 
 
+def test_state_socket_shrugs_off_a_client_that_hangs_up(tmp_path, capfd):
+    """A TUI that quits (or gives up on a slow daemon) with answers unread is no
+    error: no traceback in the daemon's log, and the next client is served."""
+    import socket
+    recorder = StateRecorder()
+    for cookie in range(400):                    # an answer bigger than the socket buffer
+        recorder._event("decode", 1, cookie, "x" * 200)
+    sock = str(tmp_path / "state.sock")
+    with StateServer(sock, recorder):
+        for _ in range(3):
+            rude = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            rude.connect(sock)
+            rude.sendall(b'{"since": 0}\n' * 20)
+            rude.close()
+        client = StateClient(sock)
+        state = client.query()
+        client.close()
+    assert state["seq"] == 400 and len(state["events"]) == 400
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_hw_view_joins_debugfs_and_the_daemon(tmp_path):
     """The hw app on debugfs files in the module's format and a live daemon socket:
     the daemon has read cookie 5 (decoding), not cookie 6 (sent)."""
