@@ -23,7 +23,7 @@ from .model import LogEvent
 
 KEEP = 1000            # lines in the log (and events kept for re-filtering)
 PER_UPDATE = 200       # lines written per write at most
-WRITE_HZ = 4           # writes a second at most
+WRITE_HZ = 2           # writes a second at most
 
 
 class EventLog(Log):
