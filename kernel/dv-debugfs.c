@@ -7,6 +7,7 @@
 #include <linux/debugfs.h>
 #include <linux/jiffies.h>
 #include <linux/seq_file.h>
+#include <linux/version.h>
 
 #include "dv.h"
 
@@ -23,6 +24,17 @@ static const char *dv_codec_name(u32 codec)
 	return "?";
 }
 
+/*
+ * A READY entry's dst waits for earlier entries of its context; say whether it
+ * will complete with ERROR, so that a stuck stream shows which picture failed.
+ */
+static const char *dv_entry_shown_state(const struct dv_entry *e)
+{
+	if (e->state == DV_ENTRY_READY && e->error)
+		return "error";
+	return dv_entry_state_name(e->state);
+}
+
 /* One line per entry: cookie ctx codec out_idx cap_idx state age_ms */
 static int dv_inflight_show(struct seq_file *s, void *unused)
 {
@@ -34,7 +46,7 @@ static int dv_inflight_show(struct seq_file *s, void *unused)
 	list_for_each_entry(e, &dev->inflight, list)
 		seq_printf(s, "%llu %u %s %u %u %s %u\n", e->cookie,
 			   e->ctx->stream_id, dv_codec_name(e->codec),
-			   e->out_idx, e->cap_idx, dv_entry_state_name(e->state),
+			   e->out_idx, e->cap_idx, dv_entry_shown_state(e),
 			   jiffies_to_msecs(now - e->sent_at));
 	spin_unlock_irqrestore(&dev->lock, flags);
 	return 0;
@@ -84,6 +96,16 @@ static const char *dv_vb2_state_name(enum vb2_buffer_state state)
 	return "?";
 }
 
+/* Buffer indexes to look at: vb2 queues grew past VB2_MAX_FRAME in 6.8. */
+static unsigned int dv_queue_slots(struct vb2_queue *q)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+	return q->max_num_buffers;
+#else
+	return q->num_buffers;
+#endif
+}
+
 /* " OUT on 0:dequeued 1:queued ..." : a queue's streaming state and buffers */
 static void dv_queue_show(struct seq_file *s, const char *name,
 			  struct vb2_queue *q)
@@ -92,7 +114,7 @@ static void dv_queue_show(struct seq_file *s, const char *name,
 	unsigned int i;
 
 	seq_printf(s, " %s %s", name, vb2_is_streaming(q) ? "on" : "off");
-	for (i = 0; i < q->max_num_buffers; i++) {
+	for (i = 0; i < dv_queue_slots(q); i++) {
 		vb = vb2_get_buffer(q, i);
 		if (vb)
 			seq_printf(s, " %u:%s", i, dv_vb2_state_name(vb->state));

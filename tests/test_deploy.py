@@ -22,17 +22,12 @@ import pytest
 
 from daedalus_v4l2 import cli, devices, doctor, sdnotify
 
+from .prereqs import missing
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 UNIT = PACKAGING / "systemd" / "daedalus-v4l2.service"
 RULES = PACKAGING / "udev" / "70-daedalus-v4l2.rules"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def missing(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true and a prerequisite is missing: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- systemd unit

@@ -107,12 +107,35 @@ def test_parse_counters_in_the_module_format():
 
 
 def test_sim_states_match_the_module_state_names():
-    """The module prints dv_state_names; the parser maps the same set."""
+    """The module prints dv_state_names, or "error" for a ready entry that failed
+    (dv_entry_shown_state); the view maps every one of them."""
     import re
     from pathlib import Path
-    source = (Path(__file__).parent.parent / "kernel" / "dv-bridge.c").read_text()
-    names = set(re.findall(r'\[DV_ENTRY_\w+\]\s*=\s*"(\w+)"', source))
+
+    from daedalus_v4l2.tui.hw_source import _CAPTURE_STATE
+    kernel = Path(__file__).parent.parent / "kernel"
+    names = set(re.findall(r'\[DV_ENTRY_\w+\]\s*=\s*"(\w+)"', (kernel / "dv-bridge.c").read_text()))
     assert names == {"sent", "parked", "held", "ready"}
+    debugfs = (kernel / "dv-debugfs.c").read_text()
+    shown = debugfs[debugfs.index("dv_entry_shown_state"):debugfs.index("dv_inflight_show")]
+    names |= set(re.findall(r'return "(\w+)";', shown))
+    assert names == set(_CAPTURE_STATE) == {"sent", "parked", "held", "ready", "error"}
+
+
+def test_hw_view_tells_a_failed_picture_from_a_done_one(tmp_path):
+    """Ready entries wait for earlier ones of their context; the module says which
+    of them will complete with ERROR, and the view shows it in both tables."""
+    entries = parse_inflight(module_inflight([(5, 1, "vp9", 0, 3, "parked", 90),
+                                              (6, 1, "vp9", 1, 4, "error", 40),
+                                              (7, 1, "vp9", 2, 5, "ready", 20)]))
+    queues = parse_queues(module_queues([
+        (1, "vp9", [("OUT", True, [(0, "done"), (1, "error"), (2, "done")]),
+                    ("CAP", True, [(3, "active"), (4, "active"), (5, "active")])])]))
+    snap = build_snapshot(HwSource(str(tmp_path)), entries, {}, None, queues=queues)
+    assert [(r.cookie, r.state) for r in snap.inflight] == [(5, "parked"), (6, "error"), (7, "done")]
+    [ctx] = snap.contexts
+    assert [(b.index, b.state) for b in ctx.capture.buffers] == \
+        [(3, "parked"), (4, "error"), (5, "done")]
 
 
 def test_state_socket_of_a_real_daemon(tmp_path, clip):

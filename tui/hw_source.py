@@ -5,7 +5,8 @@ debugfs (kernel/dv-debugfs.c) has, per in-flight entry, one line
 ``name value`` lines in ``daedalus_v4l2/counters``, and per open context its
 two vb2 queues in ``daedalus_v4l2/queues``: ``ctx <id> <codec> OUT|CAP on|off
 <index>:<state> ...``.  A buffer the driver holds (vb2 "active") is shown as
-what the in-flight entry holding it says: claimed, parked or held.  The
+what the in-flight entry holding it says: claimed, parked, held, or error
+(the picture failed and waits for earlier ones to complete).  The
 daemon's socket (daedalus_v4l2.state_socket) adds frame numbers, which
 requests it is decoding, latency, fps and its recent messages.  A module
 without the queues file (older builds) still gets a view: the buffers the
@@ -24,7 +25,8 @@ from .model import (BufferView, ContextView, Counters, InflightRow, LogEvent, Qu
 
 DEBUGFS = "/sys/kernel/debug/daedalus_v4l2"
 # debugfs entry state -> the CAPTURE buffer's state (the module keeps the dst on the entry)
-_CAPTURE_STATE = {"sent": "claimed", "parked": "parked", "held": "held", "ready": "done"}
+_CAPTURE_STATE = {"sent": "claimed", "parked": "parked", "held": "held", "ready": "done",
+                  "error": "error"}
 
 
 @dataclass(frozen=True)
