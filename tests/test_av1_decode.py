@@ -28,7 +28,7 @@ from daedalus_v4l2.codecs import av1, av1_controls, av1_obu
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.v4l2 import uapi
 
-from .clips import cached_clip
+from .clips import cached_clip, ffmpeg_cli_clip
 from .reference import ffmpeg_path
 
 SVT_FAST = {"preset": "12"}  # fastest: these are tests, not pictures to look at
@@ -63,14 +63,7 @@ CLI_CLIPS = {
 
 def cli_clip(directory, name: str):
     width, height, frames, pix_fmt, encoder = CLI_CLIPS[name]
-    path = directory / name
-    if not path.exists():
-        partial = directory / f"partial-{name}"
-        subprocess.run([ffmpeg_path(), "-v", "error", "-nostdin", "-f", "lavfi", "-i",
-                        f"testsrc2=size={width}x{height}:rate=30", "-frames:v", str(frames),
-                        "-pix_fmt", pix_fmt, *encoder, "-y", str(partial)], check=True)
-        partial.rename(path)
-    return path
+    return ffmpeg_cli_clip(directory, name, width, height, frames, pix_fmt, encoder)
 
 
 @pytest.fixture(scope="module")

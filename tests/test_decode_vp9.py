@@ -3,17 +3,23 @@
 Every clip is made here with libvpx (through PyAV), decoded through the
 simulated V4L2 stateless device and the daemon, and compared frame by frame
 (MD5 of each tightly packed NV12 frame) with what an independent ffmpeg
-build writes for `-f rawvideo -pix_fmt nv12`.
+build writes for `-f rawvideo -pix_fmt nv12`.  The 10-bit (profile 2) clip
+comes from the ffmpeg CLI's libvpx: PyAV's has no high bit depth.
 """
+import subprocess
+
 import pytest
 
-from daedalus_v4l2 import cli, container
+from daedalus_v4l2 import cli, container, pixels
 from daedalus_v4l2.backends_runtime import open_decoder
-from daedalus_v4l2.decode import decode_through
+from daedalus_v4l2.codecs import vp9
+from daedalus_v4l2.decode import capture_format_for, decode_through
 from daedalus_v4l2.errors import DeviceError
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME, make_clip
+from daedalus_v4l2.v4l2 import uapi
 
-from .reference import ffmpeg_nv12, frame_md5s
+from .clips import ffmpeg_cli_clip
+from .reference import ffmpeg_nv12, ffmpeg_path, frame_md5s
 
 CLIPS = {
     "realtime-352x288.ivf": (352, 288, 30, VP9_REALTIME),
@@ -113,3 +119,42 @@ def test_decode_of_a_non_video_file_says_so(tmp_path, capsys):
     junk.write_bytes(b"this is not a video file" * 10)
     assert cli.main(["decode", str(junk), "-o", str(tmp_path / "o")]) == 1
     assert "error" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- profile 2 (10-bit)
+
+# VP9_GOOD's settings: the realtime deadline with alt-ref on codes hidden frames
+PROFILE2 = ("profile2-176x144.webm", 176, 144, 40, "yuv420p10le",
+            ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "5", "-auto-alt-ref", "1",
+             "-lag-in-frames", "16", "-b:v", "400k"])
+
+
+def ffmpeg_p010(path) -> bytes:
+    result = subprocess.run(
+        [ffmpeg_path(), "-v", "error", "-nostdin", "-i", str(path), "-fps_mode", "passthrough",
+         "-f", "rawvideo", "-pix_fmt", "p010le", "-"], check=True, capture_output=True)
+    return result.stdout
+
+
+def test_vp9_profile_2_decodes_to_p010_bit_exact_with_ffmpeg(tmp_path):
+    """10-bit VP9 (profile 2, alt-ref on) through the sim: P010 CAPTURE, every picture
+    the same as ffmpeg's p010le, hidden frames included."""
+    name, width, height, frames, pix_fmt, encoder = PROFILE2
+    clip = ffmpeg_cli_clip(tmp_path, name, width, height, frames, pix_fmt, encoder)
+    first = next(iter(container.packets(clip)))
+    assert vp9.Vp9Parser().parse(bytes(first)).profile == 2
+    out = tmp_path / "out.p010"
+    assert cli.main(["decode", str(clip), "-o", str(out), "-q"]) == 0
+    size = pixels.tight_size(uapi.V4L2_PIX_FMT_P010, width, height)
+    expected, got = ffmpeg_p010(clip), out.read_bytes()
+    assert len(expected) == frames * size and len(got) == len(expected)
+    assert [got[i:i + size] == expected[i:i + size] for i in range(0, len(got), size)] == \
+        [True] * frames
+    info = container.probe(clip)
+    with open_decoder("sim") as opened:
+        pictures = list(decode_through(opened.decoder, info.codec, info.width, info.height,
+                                       container.packets(clip),
+                                       capture_format=capture_format_for(info.pix_fmt)))
+        stats = opened.kernel.stats
+    assert len(pictures) == frames and stats.errors == 0
+    assert stats.jobs > frames, "no hidden frames: the clip does not test the alt-ref path"
