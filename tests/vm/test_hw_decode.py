@@ -1,6 +1,7 @@
 """`daedalus-v4l2 decode --backend hw` in the guest: our client with real ioctls on
 /dev/videoN, the module, and the rig's daemon on /dev/daedalus-v4l2, bit-exact
-(per-frame MD5 of tightly packed NV12) with Debian's ffmpeg CLI.
+(per-frame MD5 of tightly packed NV12, or the P010 bytes of 10-bit VP9) with
+Debian's ffmpeg CLI.
 
 Clips are made in the guest ($TMPDIR, a tmpfs: the host root is read-only here)
 with the package's synthesizer, once per session (tests/conftest.py `clip`).
@@ -115,5 +116,31 @@ def test_decode_av1_bit_exact(hw, clip, tmp_path, share_dir):
     assert len(expected) == frames
     assert frame_md5s(out.read_bytes(), w, h) == expected
     assert after["jobs"] - before["jobs"] >= frames
+    for counter in ("errors", "watchdog_expiries", "unknown_cookie", "rejected_messages"):
+        assert after[counter] == before[counter], f"{counter}: {before[counter]} -> {after[counter]}"
+
+
+def test_decode_vp9_profile_2_to_p010_bit_exact(hw, tmp_path):
+    """10-bit VP9 (alt-ref on) through the module: P010 CAPTURE buffers, every picture
+    equal to ffmpeg's p010le, hidden frames each with their own request."""
+    from daedalus_v4l2 import pixels
+    from daedalus_v4l2.v4l2 import uapi
+    from tests.clips import ffmpeg_cli_clip
+    from tests.test_decode_vp9 import PROFILE2, ffmpeg_p010
+
+    name, width, height, frames, pix_fmt, encoder = PROFILE2
+    path = ffmpeg_cli_clip(tmp_path, name, width, height, frames, pix_fmt, encoder)
+    before = debugfs_counters()
+    out = tmp_path / "out.p010"
+    r = decode_hw(path, out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = debugfs_counters()
+    size = pixels.tight_size(uapi.V4L2_PIX_FMT_P010, width, height)
+    expected, got = ffmpeg_p010(path), out.read_bytes()
+    assert len(expected) == frames * size and len(got) == len(expected), (len(got), len(expected))
+    differing = [i for i in range(frames)
+                 if got[i * size:(i + 1) * size] != expected[i * size:(i + 1) * size]]
+    assert not differing, f"differing pictures {differing}"
+    assert after["jobs"] - before["jobs"] > frames, "no hidden frames: the alt-ref path did not run"
     for counter in ("errors", "watchdog_expiries", "unknown_cookie", "rejected_messages"):
         assert after[counter] == before[counter], f"{counter}: {before[counter]} -> {after[counter]}"
