@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from .prereqs import IN_CI, missing
+from .prereqs import IN_CI, debian_headers, missing
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("DAEDALUS_CACHE", Path.home() / ".cache" / "daedalus-v4l2"))
@@ -136,13 +136,11 @@ def test_dkms_add_and_build_against_a_6_12_tree_with_mem2mem(trees):
 def test_dkms_skips_debian_kernel_without_mem2mem(trees):
     """Debian's stock 6.12 headers: dkms says the kernel does not fit, status 77."""
     run, tree = trees
-    headers = sorted(glob.glob("/usr/src/linux-headers-6.12.*-amd64"))
-    if not headers:
-        missing("no Debian 6.12 headers (scripts/install-prereqs deploy: linux-headers-6.12-amd64)")
-    release = Path(headers[-1]).name.removeprefix("linux-headers-")
+    headers = debian_headers("6.12")
+    release = headers.name.removeprefix("linux-headers-")
     if not Path(f"/lib/modules/{release}/build").exists():
         missing(f"/lib/modules/{release}/build missing (reinstall linux-headers-{release})")
-    config = Path(headers[-1], ".config").read_text()
+    config = Path(headers, ".config").read_text()
     if "CONFIG_V4L2_MEM2MEM_DEV=" in config:
         pytest.skip(f"{release} has CONFIG_V4L2_MEM2MEM_DEV: this check is about kernels without it")
     had_key = Path("/var/lib/dkms/mok.key").exists()

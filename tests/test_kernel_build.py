@@ -10,7 +10,6 @@ changed between 6.1 and 6.12 (vb2's max_num_buffers came in 6.8) in seconds.
 """
 from __future__ import annotations
 
-import glob
 import re
 import shutil
 import subprocess
@@ -18,23 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from .prereqs import missing
+from .prereqs import debian_headers
 
 ROOT = Path(__file__).resolve().parents[1]
-SERIES = {"6.12": "linux-headers-6.12-amd64", "6.1": "linux-headers-amd64"}
 # modpost's one allowed complaint: a v4l2-mem2mem symbol Debian's kernel does not have
 # (it names the first ten and counts the rest)
 MEM2MEM_UNDEFINED = re.compile(r'^WARNING: modpost: ("v4l2_m2m_\w+" \[.*\] undefined!|'
                                r'suppressed \d+ unresolved symbol warnings because there were too many\))$')
-
-
-def debian_headers(series: str) -> Path:
-    trees = sorted(glob.glob(f"/usr/src/linux-headers-{series}.*-amd64"),
-                   key=lambda p: [int(n) for n in re.findall(r"\d+", Path(p).name)])
-    if not trees or not Path(trees[-1], "Makefile").exists():
-        missing(f"no Debian {series} kernel headers (scripts/install-prereqs deploy: "
-                f"apt-get install {SERIES[series]})")
-    return Path(trees[-1])
 
 
 def build(tree: Path, workdir: Path) -> subprocess.CompletedProcess:
@@ -46,6 +35,19 @@ def build(tree: Path, workdir: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """build() per series, once for the tests of this module: (result, workdir)."""
+    done = {}
+
+    def get(series: str) -> tuple[subprocess.CompletedProcess, Path]:
+        if series not in done:
+            workdir = tmp_path_factory.mktemp(f"linux-{series}")
+            done[series] = build(debian_headers(series), workdir), workdir
+        return done[series]
+    return get
+
+
 def complaints(output: str) -> list[str]:
     """Compiler and modpost warnings or errors other than the mem2mem symbols."""
     return [line for line in output.splitlines()
@@ -54,21 +56,19 @@ def complaints(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize("series", ["6.12", "6.1"])
-def test_module_builds_warning_free_against_debian_headers(series, tmp_path):
-    tree = debian_headers(series)
-    done = build(tree, tmp_path)
+def test_module_builds_warning_free_against_debian_headers(series, built):
+    done, workdir = built(series)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert complaints(output) == [], output[-4000:]
-    assert (tmp_path / "kernel" / "daedalus_v4l2.ko").is_file()
+    assert (workdir / "kernel" / "daedalus_v4l2.ko").is_file()
 
 
-def test_av1_is_compiled_out_on_6_1_only(tmp_path):
+def test_av1_is_compiled_out_on_6_1_only(built):
     """6.1's uAPI has no AV1 stateless format: the module leaves it out there
     (its fourcc, 'AV1F', is in the 6.12 module only)."""
     for series, has_av1 in (("6.1", False), ("6.12", True)):
-        workdir = tmp_path / series
-        done = build(debian_headers(series), workdir)
+        done, workdir = built(series)
         assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
         module = (workdir / "kernel" / "daedalus_v4l2.ko").read_bytes()
         assert (b"AV1F" in module) == has_av1, series

@@ -22,7 +22,6 @@ from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, QUEUE_NAMES, Dequeued, St
 from daedalus_v4l2.v4l2.syscalls import OsSyscalls
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME
 
-IN_GUEST = os.environ.get("DAEDALUS_IN_VM") == "1"
 DEBUGFS = Path("/sys/kernel/debug/daedalus_v4l2")
 
 # name -> make_clip parameters. Realtime: no hidden frames; good: hidden alt-refs

@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from ..guest_results import write_guest_result
+from ..guest_results import IN_GUEST, write_guest_result
 from ..reference import ffmpeg_nv12, frame_md5s
-from .backends import IN_GUEST, VP9_CLIPS, HwBackend, SimBackend, daemon_attached
+from .backends import VP9_CLIPS, HwBackend, SimBackend, daemon_attached
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -11,21 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.guest_results import IN_GUEST
+from tests.prereqs import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 VM_RUN = ROOT / "scripts" / "vm-run"
-IN_GUEST = os.environ.get("DAEDALUS_IN_VM") == "1"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 KERNEL_TARBALL = os.environ.get("DAEDALUS_KERNEL_TARBALL", "/usr/src/linux-source-6.12.tar.xz")
 BUSYBOX = os.environ.get("DAEDALUS_BUSYBOX", "/bin/busybox")
 QEMU = os.environ.get("DAEDALUS_QEMU", "qemu-system-x86_64")
 CACHE = Path(os.environ.get("DAEDALUS_CACHE", Path.home() / ".cache" / "daedalus-v4l2"))
-
-
-def missing(reason: str) -> None:
-    """A prerequisite is missing: fail under CI, skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"CI=true and a VM prerequisite is missing: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def require_host() -> None:
