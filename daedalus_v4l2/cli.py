@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--media", metavar="PATH", help="media node for --backend hw (/dev/mediaN)")
     dec.add_argument("--depth", type=_positive, default=2,
                      help="requests in flight before waiting for a picture (default 2)")
+    dec.add_argument("--threads", choices=("slice", "frame"), default="slice",
+                     help="the sim daemon's libavcodec threads: slice (default) or frame, "
+                          "faster with --depth 4 or more (with --backend hw, set it on the "
+                          "daemon)")
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     dec.add_argument("--tui", action="store_true",
                      help="watch queues and in-flight buffers live (sim backend; q quits)")
@@ -81,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="publish the daemon's state here for `tui` (default "
                              "$DAEDALUS_V4L2_STATE_SOCKET or /run/daedalus-v4l2/state.sock)")
     daemon.add_argument("--no-state-socket", action="store_true", help="do not publish state")
+    daemon.add_argument("--threads", choices=("slice", "frame"), default="slice",
+                        help="libavcodec threads: slice (default: every picture back before "
+                             "the next request) or frame (several pictures at once while "
+                             "clients keep requests queued; faster for deep clients such as "
+                             "GStreamer's); AV1 always uses dav1d's tile threads")
 
     tui = sub.add_parser("tui", help="watch a running hw daemon: debugfs and the daemon's socket")
     tui.add_argument("--debugfs", default="/sys/kernel/debug/daedalus_v4l2", metavar="DIR",
@@ -154,12 +163,17 @@ def cmd_decode(args) -> int:
 
     if args.tui:
         return _decode_tui(args)
+    if args.backend == "hw" and args.threads != "slice":
+        print(f"{PROG}: error: --threads is the daemon's with --backend hw: run "
+              f"`{PROG} daemon --threads {args.threads}`", file=sys.stderr)
+        return 2
     info = container.probe(args.input)
     progress = Progress(info.frames) if not args.quiet else None
     written = failed = 0
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     try:
-        with open_decoder(args.backend, args.device, args.media) as opened:
+        with open_decoder(args.backend, args.device, args.media,
+                          daemon_options=_daemon_threads(args.threads)) as opened:
             for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
                                           container.packets(args.input), depth=args.depth,
                                           capture_format=capture_format_for(info.pix_fmt)):
@@ -193,12 +207,18 @@ def _decode_tui(args) -> int:
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     try:
         source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
-                                     on_picture=lambda p: p.data is not None and out.write(p.data))
+                                     on_picture=lambda p: p.data is not None and out.write(p.data),
+                                     daemon_options=_daemon_threads(args.threads))
         run_app(source)
     finally:
         if out is not sys.stdout.buffer:
             out.close()
     return 1 if source.failed_pictures or source.error else 0
+
+
+def _daemon_threads(name: str) -> dict:
+    from .daemon import THREADS
+    return THREADS[name]
 
 
 def cmd_tui(args) -> int:
@@ -222,7 +242,7 @@ def cmd_daemon(args) -> int:
     with hw.HwTransport(args.chardev) as transport:
         logging.getLogger(PROG).info("daemon attached to %s (pid %d)", args.chardev, os.getpid())
         with _state_server(args) as recorder:
-            daemon = Daemon(transport, observer=recorder)
+            daemon = Daemon(transport, observer=recorder, **_daemon_threads(args.threads))
             stopping = _notify_systemd(daemon, transport, stop)
             try:
                 daemon.run(stop)

@@ -11,6 +11,18 @@ Codec subclasses say which packets a request becomes (``_packets``): VP9
 adds a one-byte "show existing frame" packet after a hidden frame, because
 libavcodec does not output hidden frames but a stateless decoder must put
 every request's picture in its CAPTURE buffer.
+
+Frame threads and the decode-order contract.  libavcodec's frame threads
+decode several pictures at once and hand each back only after the packets of
+the next ones have been fed: a client that waits for each picture before
+queuing the next request would wait for ever.  So a frame-threaded session
+parks a picture only when the kernel says another job is queued behind its
+request (``DECODE_MORE_QUEUED``): that job's DECODE will come, and feeding it
+moves the pipeline on.  Without the flag the session *pushes* the pipeline:
+it feeds no-op packets (a VP9 "show existing frame", an H.264 end of
+sequence: pictures libavcodec makes without touching its references, which
+the session drops) until every picture it owes has come out.  A deep client
+gets frame parallelism; a client that waits for each picture never stalls.
 """
 from __future__ import annotations
 
@@ -28,6 +40,10 @@ from .errors import BitstreamError, DecodeError, UnsupportedError
 log = logging.getLogger(__name__)
 
 MapCapture = Callable[[proto.DecodeRequest], memoryview]
+
+# The pts of a no-op packet: the picture it yields belongs to no request.
+NOOP_PTS = -1
+PIPELINED_THREAD_TYPES = ("FRAME", "AUTO")  # the ones that let libavcodec use frame threads
 
 
 @dataclass
@@ -71,10 +87,16 @@ class DecoderSession:
             for data in packets:
                 responses += self._deliver(self._feed(data, req.cookie), map_capture)
         except (av.error.FFmpegError, ValueError) as exc:
-            self._pending.pop(req.cookie, None)
             log.warning("stream %d cookie %d: libavcodec rejected the bitstream: %s",
                         req.stream_id, req.cookie, exc)
-            return responses + [_error_response(req, f"libavcodec: {exc}")]
+            if not self.pipelined:
+                self._pending.pop(req.cookie, None)
+                return responses + [_error_response(req, f"libavcodec: {exc}")]
+            # With frame threads the error may be an earlier packet's: every request
+            # whose picture does not come out of the pushed pipeline gets it.
+            return responses + self._push(map_capture, f"libavcodec: {exc}")
+        if self.pipelined and not req.flags & proto.DECODE_MORE_QUEUED:
+            responses += self._push(map_capture, "libavcodec gave no picture")
         return responses + self._answer_current(req)
 
     def drain(self, map_capture: MapCapture) -> list[proto.FrameResponse]:
@@ -107,6 +129,35 @@ class DecoderSession:
     def parked(self) -> int:
         return sum(1 for p in self._pending.values() if p.consumed)
 
+    @property
+    def pipelined(self) -> bool:
+        """Whether libavcodec may hand a picture back after the call that fed it."""
+        return self.thread_type in PIPELINED_THREAD_TYPES and self.thread_count != 1
+
+    # ------------------------------------------------------------------ pipeline
+    def _noop_packet(self) -> bytes | None:
+        """A packet whose decode changes no reference and yields a picture to drop
+        (codec subclasses); None when there is none to make yet."""
+        return None
+
+    def _push(self, map_capture: MapCapture, reason: str) -> list[proto.FrameResponse]:
+        """No-op packets until libavcodec has handed back every picture it owes (it
+        holds at most one a frame thread), then an error for any that did not come."""
+        responses: list[proto.FrameResponse] = []
+        threads = self._ctx.thread_count if self._ctx is not None else 0
+        for _ in range(threads + 1):
+            noop = self._noop_packet()
+            if not self._pending or noop is None:
+                break
+            try:
+                responses += self._deliver(self._feed(noop, NOOP_PTS), map_capture)
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.warning("stream %d: pushing the pipeline: %s", self.stream_id, exc)
+        for cookie, pending in sorted(self._pending.items()):
+            responses.append(_error_response(pending.request, reason, consumed=not pending.consumed))
+        self._pending.clear()
+        return responses
+
     # ------------------------------------------------------------------ internals
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         """The packets libavcodec gets for this request (codec subclasses)."""
@@ -129,6 +180,8 @@ class DecoderSession:
     def _deliver(self, frames, map_capture: MapCapture) -> list[proto.FrameResponse]:
         responses = []
         for frame in frames:
+            if frame.pts == NOOP_PTS:
+                continue
             pending = self._pending.pop(frame.pts, None)
             if pending is None:
                 log.warning("stream %d: picture for unknown cookie %s dropped", self.stream_id, frame.pts)
@@ -169,12 +222,19 @@ class Vp9Session(DecoderSession):
     def __init__(self, stream_id: int, **kwargs) -> None:
         super().__init__(stream_id, **kwargs)
         self.parser = vp9.Vp9Parser()
+        self._noop: bytes | None = None  # shows a slot some frame fed so far refreshed
+
+    def _noop_packet(self) -> bytes | None:
+        return self._noop
 
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         data = bytes(req.bitstream)
         header = self.parser.parse(data)
         if not header.show_existing_frame:
             _check_size("VP9 frame header", header.width, header.height, req)
+        if header.refresh_frame_flags and not header.show_existing_frame:
+            slot = (header.refresh_frame_flags & -header.refresh_frame_flags).bit_length() - 1
+            self._noop = vp9_show_existing_frame(header.profile, slot)
         if header.show_frame or header.show_existing_frame:
             return [data]
         # libavcodec keeps a hidden frame (an alt-ref) to itself; asking it to

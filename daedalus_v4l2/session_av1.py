@@ -57,6 +57,7 @@ class Av1Session(DecoderSession):
     """AV1: the OUTPUT buffer holds one frame's OBUs; the sequence header is a control."""
 
     codec_name = "av1"  # what session.check_declared_size knows it by; it decodes on libdav1d
+    pipelined = False   # max_frame_delay=1: every picture comes back from the call that fed it
 
     def __init__(self, stream_id: int, **kwargs) -> None:
         super().__init__(stream_id, **kwargs)

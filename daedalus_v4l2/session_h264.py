@@ -111,6 +111,11 @@ class H264Session(DecoderSession):
         finally:
             self._pending.pop(req.cookie, None)
 
+    def _noop_packet(self) -> bytes | None:
+        """An end of sequence alone hands out the next delayed picture, and changes
+        nothing else (see above)."""
+        return END_OF_SEQUENCE
+
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         slices = self._held_slices + self._slices(req)
         self._held_slices, self._held_request = [], None

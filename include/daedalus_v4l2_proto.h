@@ -50,6 +50,14 @@
 #define DV4L2_DECODE_HOLD_CAPTURE	0x00000001	/* more slices of this picture follow */
 #define DV4L2_DECODE_FIRST_SLICE	0x00000002	/* first OUTPUT buffer of its picture */
 #define DV4L2_DECODE_NO_DIGEST		0x00000004	/* the kernel will not read dv4l2_frame_resp.digest: the daemon may skip it (0) */
+/*
+ * Another job of this stream was ready (OUTPUT and CAPTURE buffers queued)
+ * when this one was sent: its DECODE will follow without the client doing
+ * anything. The daemon may answer SRC_CONSUMED now and send this picture
+ * with a later request (a frame-threaded decoder); without the flag it must
+ * answer this request with its picture (or an error) before it waits again.
+ */
+#define DV4L2_DECODE_MORE_QUEUED	0x00000008
 
 /* dv4l2_frame_resp.flags */
 #define DV4L2_FRAME_SRC_CONSUMED	0x00000001	/* bitstream used: the OUTPUT buffer may be returned */

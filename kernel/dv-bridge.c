@@ -49,9 +49,12 @@ struct dv_entry *dv_find_entry(struct dv_dev *dev, u64 cookie)
 static void dv_set_state(struct dv_dev *dev, struct dv_entry *e,
 			 enum dv_entry_state state)
 {
-	if (e->state == DV_ENTRY_PARKED)
+	bool was_parked = e->state == DV_ENTRY_PARKED;
+
+	if (was_parked && state != DV_ENTRY_PARKED)
 		dev->cnt.parked_now--;
-	if (state == DV_ENTRY_PARKED) {
+	if (!was_parked && state == DV_ENTRY_PARKED) {
+		dev->cnt.parked++;
 		dev->cnt.parked_now++;
 		dev->cnt.parked_max = max(dev->cnt.parked_max, dev->cnt.parked_now);
 	}
@@ -314,6 +317,13 @@ static bool dv_claim(struct dv_dev *dev, struct dv_ctx *ctx, struct dv_entry *e,
 	e->src = src;
 	e->dst = dst;
 	e->hold = src->flags & V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF;
+	/*
+	 * With src and dst claimed, whatever is still queued makes the next
+	 * job: the daemon may hold this picture until that job arrives. A
+	 * held dst continues into the next src, so holding says nothing.
+	 */
+	e->more_queued = !e->hold && v4l2_m2m_num_src_bufs_ready(m2m_ctx) &&
+			 v4l2_m2m_num_dst_bufs_ready(m2m_ctx);
 	e->codec = ctx->coded_desc->codec;
 	e->out_idx = src->vb2_buf.index;
 	e->cap_idx = dst->vb2_buf.index;
@@ -374,7 +384,8 @@ static void dv_fill_decode_req(struct dv_ctx *ctx, const struct dv_entry *e,
 	req->codec = e->codec;
 	req->flags = (e->hold ? DV4L2_DECODE_HOLD_CAPTURE : 0) |
 		     (first_slice ? DV4L2_DECODE_FIRST_SLICE : 0) |
-		     (dv_digest ? 0 : DV4L2_DECODE_NO_DIGEST);
+		     (dv_digest ? 0 : DV4L2_DECODE_NO_DIGEST) |
+		     (e->more_queued ? DV4L2_DECODE_MORE_QUEUED : 0);
 	req->coded_width = ctx->coded_fmt.fmt.pix_mp.width;
 	req->coded_height = ctx->coded_fmt.fmt.pix_mp.height;
 	req->capture_fourcc = cap->pixelformat;

@@ -70,6 +70,7 @@ static int dv_counters_show(struct seq_file *s, void *unused)
 	seq_printf(s, "unknown_cookie %llu\n", c.unknown_cookie);
 	seq_printf(s, "duplicate_response %llu\n", c.duplicate_response);
 	seq_printf(s, "rejected_messages %llu\n", c.rejected_messages);
+	seq_printf(s, "parked %llu\n", c.parked);
 	seq_printf(s, "parked_now %u\n", c.parked_now);
 	seq_printf(s, "parked_max %u\n", c.parked_max);
 	return 0;

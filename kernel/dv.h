@@ -70,6 +70,7 @@ struct dv_counters {
 	u64 unknown_cookie;
 	u64 duplicate_response;
 	u64 rejected_messages;
+	u64 parked;		/* entries ever parked (SRC_CONSUMED before their picture) */
 	u32 parked_now;
 	u32 parked_max;
 };
@@ -149,6 +150,7 @@ struct dv_entry {
 	struct vb2_v4l2_buffer	*dst;
 	enum dv_entry_state	state;
 	bool			hold;	/* src had V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF */
+	bool			more_queued;	/* another job was ready when this one was claimed */
 	bool			error;
 	u32			bytesused;
 	u32			codec;

@@ -44,6 +44,7 @@ CLIPS = {
 GOPS = ("gops-open-pyramid-64x48.h264", (64, 48, 320, dict(
     PYRAMID, **{"x264-params": "keyint=30:min-keyint=30:scenecut=0:open-gop=1"})))
 ALL = dict(CLIPS, **dict([GOPS]))
+FRAME_THREADS = {"thread_type": "FRAME", "thread_count": 3}
 MODES = {"frame-annexb": (FRAME_BASED, ANNEX_B), "frame-none": (FRAME_BASED, NO_START_CODE),
          "slice-annexb": (SLICE_BASED, ANNEX_B), "slice-none": (SLICE_BASED, NO_START_CODE)}
 
@@ -66,10 +67,10 @@ def expected(clips):
             for name, path in clips.items()}
 
 
-def decode_with(path, client, depth=2):
+def decode_with(path, client, depth=2, daemon_options=None):
     """Decode through the sim with ``client``; (pictures, kernel stats, daemon stats)."""
     info = container.probe(path)
-    with open_decoder("sim") as opened:
+    with open_decoder("sim", daemon_options=daemon_options) as opened:
         pipeline = StatelessPipeline(opened.decoder, client, info.width, info.height, depth=depth)
         try:
             pictures = list(pipeline.run(container.packets(path)))
@@ -138,6 +139,26 @@ def test_a_client_that_waits_for_every_picture_never_stalls_and_loses_nothing(
     assert md5s_of(pictures, width, height) == expected[name]
     assert kernel.parked_max == 0, "a picture came out later than its own request"
     assert daemon.pictures == frames and daemon.errors == 0
+
+
+@pytest.mark.parametrize("depth", [1, 6])
+@pytest.mark.parametrize("mode", ["frame-annexb", "slice-none"])
+@pytest.mark.parametrize("name", ["gops-open-pyramid-64x48.h264", "weighted-refs4-176x144.h264",
+                                  "multislice-176x144.h264"])
+def test_frame_threads_park_for_a_deep_client_and_never_stall_a_strict_one(
+        clips, expected, name, mode, depth):
+    """A frame-threaded daemon holds pictures back only while the kernel says another
+    job is queued (DECODE_MORE_QUEUED); otherwise it pushes them out with end-of-sequence
+    packets.  Depth 6 parks; depth 1 never waits; both bit-exact, nothing lost."""
+    width, height, frames, _ = ALL[name]
+    pictures, kernel, daemon = decode_with(clips[name], H264Client(*MODES[mode]), depth=depth,
+                                           daemon_options=FRAME_THREADS)
+    assert md5s_of(pictures, width, height) == expected[name]
+    assert daemon.pictures == frames and daemon.errors == 0 and kernel.errors == 0
+    if depth == 1:
+        assert kernel.parked_max == 0, "a picture came out later than its own request"
+    else:
+        assert kernel.parked_max > 0, "frame threads and a deep client should park pictures"
 
 
 def test_the_client_uses_the_mode_the_device_is_in(clips, expected):

@@ -8,11 +8,10 @@ comes from the ffmpeg CLI's libvpx: PyAV's has no high bit depth.
 """
 import pytest
 
-from daedalus_v4l2 import cli, container
+from daedalus_v4l2 import cli, container, proto
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.codecs import vp9
 from daedalus_v4l2.decode import capture_format_for, decode_through
-from daedalus_v4l2.errors import DeviceError
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME, make_clip
 
 from .clips import ffmpeg_cli_clip
@@ -87,16 +86,23 @@ def test_frame_threaded_daemon_parks_and_still_completes_in_decode_order(clips):
     assert frame_md5s(b"".join(p.data for p in pictures), width, height) == expected
 
 
-def test_frame_threading_stalls_a_strict_client_and_the_sim_says_so(clips):
-    """Why the daemon defaults to slice threading: a frame-threaded decoder holds the
-    picture a waiting client needs; the sim reports the stall instead of hanging."""
-    clip = clips["good-352x288.webm"]
+@pytest.mark.parametrize("name", ["good-352x288.webm", "good-322x182.ivf"])
+def test_frame_threads_never_stall_a_client_that_waits_for_every_picture(clips, name):
+    """No job queued behind a request (no DECODE_MORE_QUEUED): the frame-threaded
+    daemon pushes its pipeline with "show existing frame" packets instead of parking,
+    so a depth-1 client gets every picture from its own request, bit-exact."""
+    clip = clips[name]
+    width, height, frames, _ = CLIPS[name]
     info = container.probe(clip)
     options = {"thread_type": "FRAME", "thread_count": 3}
     with open_decoder("sim", daemon_options=options) as opened:
-        with pytest.raises(DeviceError):
-            list(decode_through(opened.decoder, info.codec, info.width, info.height,
-                                container.packets(clip), depth=1, timeout=1.0))
+        pictures = list(decode_through(opened.decoder, info.codec, width, height,
+                                       container.packets(clip), depth=1, timeout=1.0))
+        stats, daemon = opened.kernel.stats, opened.daemon.stats
+    assert stats.parked_max == 0 and stats.errors == 0 and daemon.errors == 0
+    assert stats.jobs > frames, "no hidden frames: the clip does not test the alt-ref path"
+    expected = frame_md5s(ffmpeg_nv12(clip), width, height)
+    assert frame_md5s(b"".join(p.data for p in pictures), width, height) == expected
 
 
 def test_decode_to_stdout(clips, capsysbinary):
@@ -146,3 +152,49 @@ def test_vp9_profile_2_decodes_to_p010_bit_exact_with_ffmpeg(tmp_path):
         stats = opened.kernel.stats
     assert len(pictures) == frames and stats.errors == 0
     assert stats.jobs > frames, "no hidden frames: the clip does not test the alt-ref path"
+
+
+class _FlagRecorder:
+    """The daemon's observer hook: which DECODE requests came with DECODE_MORE_QUEUED."""
+
+    def __init__(self) -> None:
+        self.more = []
+
+    def on_message(self, msg) -> None:
+        if isinstance(msg, proto.DecodeRequest):
+            self.more.append(bool(msg.flags & proto.DECODE_MORE_QUEUED))
+
+    def on_response(self, msg) -> None:
+        pass
+
+
+@pytest.mark.parametrize("depth", [1, 4])
+def test_the_kernel_says_more_queued_only_when_another_job_is_ready(clips, depth):
+    """A client that waits for each picture never has a job queued behind the one
+    running; a client 4 deep has one behind every request but the last few."""
+    clip = clips["realtime-352x288.ivf"]
+    info = container.probe(clip)
+    recorder = _FlagRecorder()
+    with open_decoder("sim") as opened:
+        opened.daemon.observer = recorder
+        pictures = list(decode_through(opened.decoder, info.codec, info.width, info.height,
+                                       container.packets(clip), depth=depth))
+    assert len(pictures) == len(recorder.more) == CLIPS["realtime-352x288.ivf"][2]
+    if depth == 1:
+        assert not any(recorder.more)
+    else:
+        assert recorder.more[-1] is False and sum(recorder.more) >= len(recorder.more) - depth
+
+
+def test_decode_command_with_frame_threads_is_bit_exact(clips, tmp_path):
+    clip = clips["good-352x288.webm"]
+    out = tmp_path / "out.nv12"
+    assert cli.main(["decode", str(clip), "-o", str(out), "-q", "--threads", "frame",
+                     "--depth", "6"]) == 0
+    assert frame_md5s(out.read_bytes(), 352, 288) == frame_md5s(ffmpeg_nv12(clip), 352, 288)
+
+
+def test_decode_threads_with_the_hw_backend_points_at_the_daemon(clips, tmp_path, capsys):
+    assert cli.main(["decode", str(clips["good-352x288.webm"]), "-o", str(tmp_path / "o"),
+                     "--backend", "hw", "--threads", "frame"]) == 2
+    assert "daemon --threads frame" in capsys.readouterr().err

@@ -116,8 +116,8 @@ def test_snapshot_parked_buffers(snap_compare, small_clip):
     app = DaedalusTui(frozen_source(small_clip, depth=8, daemon_options=FRAME_THREADS))
 
     async def run_before(pilot):
-        app.source.run_until_event(100)
-        await wait_for(pilot, at_event(app, 100))
+        app.source.run_until_event(98)
+        await wait_for(pilot, at_event(app, 98))
         assert app.snapshot.counters.parked_now == 2
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 

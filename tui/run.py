@@ -33,7 +33,7 @@ def run_app(source) -> int:
 
 
 def sim_source_for_file(path, *, loop: bool, pace_fps: float | None, depth: int = 2,
-                        on_picture=None):
+                        on_picture=None, daemon_options: dict | None = None):
     from .sim_source import Clip, SimSource
     return SimSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
-                     on_picture=on_picture)
+                     on_picture=on_picture, daemon_options=daemon_options)

@@ -268,7 +268,8 @@ class SimKernel:
             ctx.session_open = True
         flags = (proto.DECODE_HOLD_CAPTURE if entry.hold else 0) | \
                 (proto.DECODE_FIRST_SLICE if entry.first_slice else 0) | \
-                (0 if self.digest else proto.DECODE_NO_DIGEST)
+                (0 if self.digest else proto.DECODE_NO_DIGEST) | \
+                (proto.DECODE_MORE_QUEUED if self._another_job_ready(entry) else 0)
         req = proto.DecodeRequest(
             stream_id=ctx.id, cookie=entry.cookie, timestamp=src.timestamp_ns, codec=ctx.codec,
             coded_width=ctx.out_fmt.width, coded_height=ctx.out_fmt.height,
@@ -283,6 +284,16 @@ class SimKernel:
             ctx.flush_pending = False
             self.chardev.queue(proto.Message(proto.MSG_FLUSH, stream_id=ctx.id))
         return True
+
+    def _another_job_ready(self, entry: InflightEntry) -> bool:
+        """What the module's dv_claim says in DECODE_MORE_QUEUED: with this job's src and
+        dst claimed, the queues still hold another job, which will be sent without the
+        client doing anything (a held dst continues into the next src: never)."""
+        ctx = entry.ctx
+        if entry.hold or not len(ctx.out_q.ready):
+            return False
+        # claim_policy "buf_done" leaves the claimed dst on the ready queue
+        return len(ctx.cap_q.ready) - (entry.dst in ctx.cap_q.ready) > 0
 
     def _bitstream(self, src: Vb2Buffer) -> bytes:
         data = bytes(memoryview(src.mem)[:src.bytesused])   # one copy (a bytearray slice is a second)

@@ -8,9 +8,12 @@ with the package's synthesizer, once per session (tests/conftest.py `clip`).
 """
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,13 @@ import pytest
 from tests.contract.backends import H264_CLIP, VP9_CLIPS, daemon_attached, debugfs_counters
 from tests.reference import ffmpeg_raw, frame_md5s
 from vmrig import ROOT, missing, module_loaded
+
+DEBUGFS = Path("/sys/kernel/debug/daedalus_v4l2")
+
+
+def rig_wait_for(predicate, timeout: float) -> bool:
+    from fuzz import rig
+    return rig.wait_for(predicate, timeout)
 
 pytestmark = pytest.mark.vm
 
@@ -46,17 +56,18 @@ def daemon_log(share_dir: Path) -> str:
     return path.read_text(errors="replace") if path.is_file() else ""
 
 
-def decode_hw(clip: Path, out: Path) -> subprocess.CompletedProcess:
+def decode_hw(clip: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "daedalus_v4l2", "decode", str(clip), "-o", str(out),
-         "--backend", "hw", "-q"],
+         "--backend", "hw", "-q", *args],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
-def check_bit_exact(clip, width, height, frames, tmp_path, share_dir, pix_fmt="nv12"):
+def check_bit_exact(clip, width, height, frames, tmp_path, share_dir, pix_fmt="nv12",
+                    decode_args=()):
     before, log_before = debugfs_counters(), len(daemon_log(share_dir))
     out = tmp_path / f"out.{pix_fmt}"
-    r = decode_hw(clip, out)
+    r = decode_hw(clip, out, *decode_args)
     assert r.returncode == 0, r.stdout + r.stderr
     after = debugfs_counters()
     expected = frame_md5s(ffmpeg_raw(clip, pix_fmt), width, height, pix_fmt)
@@ -81,6 +92,61 @@ def test_decode_vp9_bit_exact(hw, clip, name, tmp_path, share_dir):
     jobs = check_bit_exact(path, spec["width"], spec["height"], spec["frames"], tmp_path, share_dir)
     if name.startswith("good"):
         assert jobs > spec["frames"], "no hidden frames: the clip does not test the alt-ref path"
+
+
+def test_frame_threaded_daemon_parks_for_a_deep_client_and_never_stalls_a_strict_one(
+        hw, clip, tmp_path, share_dir):
+    """`daemon --threads frame` on the module.  A client 6 requests deep: the module
+    flags DECODE_MORE_QUEUED, the daemon parks pictures (debugfs `parked` grows) and
+    sends them with later requests.  A client 1 deep: no flag, the daemon pushes each
+    picture out with its own request, nothing parks.  Every picture bit-exact.
+
+    Under TCG the daemon decodes a small picture faster than the Python client queues
+    the next request, so nothing would be queued behind a job; the daemon is stopped
+    until the deep client has requests waiting, as a client ahead of its decoder has."""
+    from fuzz import rig
+
+    vp9 = VP9_CLIPS["good-352x288"]
+    cases = [(clip(".ivf", **vp9), vp9, 6, True), (clip(".ivf", **vp9), vp9, 1, False),
+             (clip(".mp4", **H264_CLIP), H264_CLIP, 6, True)]
+    log = share_dir / "daemon.log"   # check_bit_exact reads what the daemon adds to it
+    old_wd = (rig.PARAMS / "watchdog_ms").read_text().strip()
+    with rig.daemon_held_off():
+        with open(log, "a") as sink:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "daedalus_v4l2", "daemon", "--backend", "hw",
+                 "--threads", "frame", "--no-state-socket"],
+                cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            assert rig.wait_for(lambda: daemon.pid in rig.daemon_pids(), 240), "daemon not attached"
+            (rig.PARAMS / "watchdog_ms").write_text("60000\n")   # the daemon stops for a while
+            for path, spec, depth, parks in cases:
+                before = debugfs_counters()
+                if parks:
+                    os.kill(daemon.pid, signal.SIGSTOP)
+                    threading.Thread(target=_resume_when_queued, args=(daemon.pid, depth // 2),
+                                     daemon=True).start()
+                check_bit_exact(path, spec["width"], spec["height"], spec["frames"], tmp_path,
+                                share_dir, decode_args=("--depth", str(depth)))
+                parked = debugfs_counters()["parked"] - before["parked"]
+                assert (parked > 0) == parks, f"{spec['codec']} depth {depth}: {parked} parked"
+        finally:
+            (rig.PARAMS / "watchdog_ms").write_text(old_wd + "\n")
+            os.kill(daemon.pid, signal.SIGCONT)
+            daemon.terminate()
+            assert daemon.wait(60) == 0
+
+
+def _resume_when_queued(pid: int, count: int, timeout: float = 8) -> None:
+    """SIGCONT the daemon once ``count`` OUTPUT buffers wait behind the claimed one
+    (vb2 calls every buffer the driver has "active", claimed or not)."""
+    def queued() -> bool:
+        lines = (DEBUGFS / "queues").read_text().splitlines()
+        return any(" OUT " in line and line.count(":active") >= 1 + count for line in lines)
+    try:
+        rig_wait_for(queued, timeout)
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def test_decode_h264_bit_exact(hw, clip, tmp_path, share_dir):
