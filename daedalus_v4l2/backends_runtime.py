@@ -45,6 +45,7 @@ def open_decoder(backend: str, device: str | None = None, media: str | None = No
     finally:
         opened.decoder.close()
         if opened.daemon is not None:
+            opened.daemon.close()
             opened.daemon.transport.close()
 
 

@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--threads", choices=("slice", "frame"), default="slice",
                         help="libavcodec threads: slice (default: every picture back before "
                              "the next request) or frame (several pictures at once while "
-                             "clients keep requests queued; faster for deep clients such as "
-                             "GStreamer's); AV1 always uses dav1d's tile threads")
+                             "clients keep requests queued: faster for clients that queue "
+                             "several requests ahead)")
 
     tui = sub.add_parser("tui", help="watch a running hw daemon: debugfs and the daemon's socket")
     tui.add_argument("--debugfs", default="/sys/kernel/debug/daedalus_v4l2", metavar="DIR",
@@ -247,6 +247,7 @@ def cmd_daemon(args) -> int:
             try:
                 daemon.run(stop)
             finally:
+                daemon.close()
                 stopping()
     return 0
 

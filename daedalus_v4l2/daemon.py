@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # H.264 slices, dav1d tiles) hand every picture back from the call that fed it.
 # Frame threads decode several pictures at once: more speed when the client keeps
 # requests queued (the kernel's DECODE_MORE_QUEUED), the same when it waits for each
-# picture (the session then pushes each one out; see session.py).  AV1 ignores it.
+# picture (the session then pushes each one out; see session.py).
 # Frame threads: one more than the CPUs, as libavcodec's automatic count, but at least
 # two (its automatic count is one on one CPU: no frame threads at all).
 THREADS: dict[str, dict] = {
@@ -66,6 +66,11 @@ class Daemon:
         stop = stop or threading.Event()
         while not stop.is_set():
             self.step(poll_interval)
+
+    def close(self) -> None:
+        """Close every session still open (a daemon that stops, a sim torn down)."""
+        for stream_id in list(self.sessions):
+            self._on_close(stream_id)
 
     # ------------------------------------------------------------------ messages
     def handle(self, msg: proto.AnyMessage) -> None:

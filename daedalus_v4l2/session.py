@@ -19,9 +19,9 @@ queuing the next request would wait for ever.  So a frame-threaded session
 parks a picture only when the kernel says another job is queued behind its
 request (``DECODE_MORE_QUEUED``): that job's DECODE will come, and feeding it
 moves the pipeline on.  Without the flag the session *pushes* the pipeline:
-it feeds no-op packets (a VP9 "show existing frame", an H.264 end of
-sequence: pictures libavcodec makes without touching its references, which
-the session drops) until every picture it owes has come out.  A deep client
+it feeds no-op packets (a VP9 or AV1 "show existing frame", an H.264 end
+of sequence: pictures libavcodec makes without touching its references,
+which the session drops) until every picture it owes has come out.  A deep client
 gets frame parallelism; a client that waits for each picture never stalls.
 """
 from __future__ import annotations
@@ -123,7 +123,12 @@ class DecoderSession:
 
     def close(self) -> None:
         self._pending.clear()
-        self._ctx = None
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            # Let libavcodec's threads finish first, with the GIL released (PyAV's
+            # flush_buffers does): PyAV frees a context holding the GIL, and a frame
+            # thread that calls back into Python then (a log line) waits for ever.
+            ctx.flush_buffers()
 
     @property
     def parked(self) -> int:

@@ -10,7 +10,10 @@ hardware accelerator).
 
 Decode order: libdav1d with ``max_frame_delay=1`` hands every shown frame
 back from the call that fed it, so a client that waits for each picture
-never stalls.  Two kinds of frame need more than the frame itself:
+never stalls.  With frame threads (``daemon --threads frame``) dav1d picks
+its own frame delay and the session parks and pushes as session.py says; its
+no-op packet shows again a slot a non-key frame refreshed, or the key frame
+that every slot holds.  Two kinds of frame need more than the frame itself:
 
 * A hidden frame (``show_frame=0``): dav1d keeps it to itself, but its
   CAPTURE buffer must hold its picture.  As for VP9, a frame header OBU with
@@ -35,14 +38,15 @@ from . import dispatch, proto
 from .codecs import av1_controls
 from .codecs.av1_syntax import KEY_FRAME, NUM_REF_FRAMES
 from .errors import UnsupportedError
-from .session import DecoderSession
+from .session import NOOP_PTS, DecoderSession
 from .v4l2 import uapi
 
 log = logging.getLogger(__name__)
 
-# libdav1d: return each picture from the call that decoded it (no frame delay).
+# libdav1d: return each picture from the call that decoded it (no frame delay),
+# unless the daemon runs frame threads (max_frame_delay 0: dav1d's own choice).
 DAV1D_OPTIONS = {"max_frame_delay": "1"}
-_DISCARDED_PTS = -1
+_DISCARDED_PTS = NOOP_PTS
 
 
 class _ResyncPacket(bytes):
@@ -57,7 +61,6 @@ class Av1Session(DecoderSession):
     """AV1: the OUTPUT buffer holds one frame's OBUs; the sequence header is a control."""
 
     codec_name = "av1"  # what session.check_declared_size knows it by; it decodes on libdav1d
-    pipelined = False   # max_frame_delay=1: every picture comes back from the call that fed it
 
     def __init__(self, stream_id: int, **kwargs) -> None:
         super().__init__(stream_id, **kwargs)
@@ -134,9 +137,21 @@ class Av1Session(DecoderSession):
         # libdav1d directly, not through dispatch.open_decoder: the decoder
         # name and the no-delay option are what make decode-order output.
         if self._ctx is None:
-            self._ctx = _new_dav1d(self.thread_count)
-            self.provider = dispatch.Provider("cpu", "libdav1d, max_frame_delay=1")
+            delay = "0" if self.pipelined else "1"
+            self._ctx = _new_dav1d(self.thread_count, delay)
+            self.provider = dispatch.Provider("cpu", f"libdav1d, max_frame_delay={delay}")
         return self._ctx
+
+    def _noop_packet(self) -> bytes | None:
+        """Show a slot again: one a non-key frame refreshed (spec 7.21: nothing is
+        reloaded), or the key frame every slot holds (reloading it changes nothing)."""
+        for slot in range(NUM_REF_FRAMES - 1, -1, -1):
+            ts, is_key = self._slots[slot]
+            if ts and not is_key:
+                return av1_controls.show_existing_frame_obu(slot)
+        if self._slots[0][0] and len(set(self._slots)) == 1:
+            return av1_controls.show_existing_frame_obu(0)
+        return None
 
     def _feed(self, data: bytes, cookie: int) -> list[av.VideoFrame]:
         if isinstance(data, _ResyncPacket):
@@ -160,9 +175,9 @@ def _control(req: proto.DecodeRequest, cid: int) -> bytes:
         raise UnsupportedError(f"AV1 request without control 0x{cid:x}") from None
 
 
-def _new_dav1d(thread_count: int) -> av.CodecContext:
+def _new_dav1d(thread_count: int, max_frame_delay: str = "1") -> av.CodecContext:
     ctx = av.CodecContext.create("libdav1d", "r")
-    ctx.options = dict(DAV1D_OPTIONS)
+    ctx.options = dict(DAV1D_OPTIONS, max_frame_delay=max_frame_delay)
     ctx.thread_count = thread_count
     return ctx
 

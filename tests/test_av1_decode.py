@@ -23,6 +23,7 @@ import pytest
 
 from daedalus_v4l2 import cli, container, pixels
 from daedalus_v4l2.backends_runtime import open_decoder
+from daedalus_v4l2.daemon import THREADS
 from daedalus_v4l2.codecs import av1, av1_controls, av1_obu
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.v4l2 import uapi
@@ -143,17 +144,35 @@ def test_every_request_completes_and_hidden_frames_are_requests(clips):
     assert stats.jobs == coded and stats.done == stats.jobs and stats.errors == 0
 
 
+@pytest.mark.parametrize("threads", ["slice", "frame"])
 @pytest.mark.parametrize("name", ["8bit-352x288.ivf", "10bit-322x182.mp4"])
-def test_a_client_that_waits_for_every_picture_never_stalls(clips, name):
+def test_a_client_that_waits_for_every_picture_never_stalls(clips, name, threads):
+    """With frame threads dav1d holds pictures back; without DECODE_MORE_QUEUED the
+    session pushes them out with show-existing-frame packets."""
     clip = clips[name]
     width, height, frames, pix_fmt, _ = CLIPS[name]
     fourcc, ffmpeg_fmt = fourcc_of(pix_fmt)
-    with open_decoder("sim") as opened:
+    with open_decoder("sim", daemon_options=THREADS[threads]) as opened:
         pictures = list(decode_through(opened.decoder, "av1", width, height,
                                        container.packets(clip), depth=1, timeout=5.0,
                                        capture_format=fourcc))
         assert opened.kernel.stats.parked_max == 0  # every picture came with its request
     assert all(p.data is not None for p in pictures)
+    expected = frame_md5s(dav1d_raw(clip, ffmpeg_fmt), width, height, ffmpeg_fmt)
+    assert frame_md5s(b"".join(p.data for p in pictures), width, height, ffmpeg_fmt) == expected
+
+
+@pytest.mark.parametrize("name", ["8bit-352x288.ivf", "10bit-322x182.mp4"])
+def test_frame_threads_park_for_a_deep_client_bit_exact(clips, name):
+    clip = clips[name]
+    width, height, frames, pix_fmt, _ = CLIPS[name]
+    fourcc, ffmpeg_fmt = fourcc_of(pix_fmt)
+    with open_decoder("sim", daemon_options=THREADS["frame"]) as opened:
+        pictures = list(decode_through(opened.decoder, "av1", width, height,
+                                       container.packets(clip), depth=6, timeout=5.0,
+                                       capture_format=fourcc))
+        assert opened.kernel.stats.parked_max > 0, "dav1d's frame threads should park pictures"
+        assert opened.kernel.stats.errors == 0
     expected = frame_md5s(dav1d_raw(clip, ffmpeg_fmt), width, height, ffmpeg_fmt)
     assert frame_md5s(b"".join(p.data for p in pictures), width, height, ffmpeg_fmt) == expected
 

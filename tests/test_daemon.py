@@ -1,5 +1,7 @@
 """The daemon on the sim backend: sessions per stream, errors for bad bitstreams, and going on."""
 import errno
+import subprocess
+import sys
 
 import pytest
 
@@ -128,3 +130,36 @@ def test_show_existing_frame_packets_say_what_they_mean(profile):
         assert bits.read_bits(1) == 1
         assert bits.read_bits(3) == slot
         assert bits.bits_left < 8
+
+
+CLOSE_MANY_FRAME_THREADED_SESSIONS = """
+import sys
+from daedalus_v4l2 import container, session
+packets = list(container.packets(sys.argv[1]))
+for _ in range(300):
+    s = session.Vp9Session(1, thread_type="FRAME", thread_count=3)
+    for cookie, data in enumerate(packets, 1):
+        s._feed(data, cookie)
+        s._feed(session.vp9_show_existing_frame(0, 0), session.NOOP_PTS)  # a push
+    s.close()
+"""
+
+
+def test_closing_frame_threaded_sessions_never_hangs(tmp_path):
+    """PyAV frees a codec context holding the GIL, and a frame thread that calls back
+    into Python then waits for ever: without the flush in close() this hung within
+    300 closes.  In a child process, so that a hang fails the test."""
+    clip = make_clip(tmp_path / "tiny.ivf", "vp9", 64, 48, 10)
+    subprocess.run([sys.executable, "-c", CLOSE_MANY_FRAME_THREADED_SESSIONS, str(clip)],
+                   check=True, timeout=120)
+
+
+def test_close_closes_every_open_session(stack):
+    """A daemon that stops (or a sim torn down before STREAM_CLOSE arrives) closes its
+    sessions itself, so their decoders' threads finish (see the test above)."""
+    _, daemon = stack
+    for stream_id in (4, 5):
+        daemon.handle(proto.StreamOpen(stream_id, proto.CODEC_VP9, 0x46395056, 64, 48, 0x3231564E))
+    assert set(daemon.sessions) == {4, 5}
+    daemon.close()
+    assert daemon.sessions == {} and daemon.stats.streams_closed == 2

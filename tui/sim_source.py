@@ -276,6 +276,7 @@ class SimSource:
     def _close_daemon(self) -> None:
         try:
             if self.daemon is not None and not self.daemon.transport.closed:
+                self.daemon.close()
                 self.daemon.transport.close()
         except Exception as exc:  # an invariant the sim caught on the way out: show it
             log.exception("closing the daemon's chardev")

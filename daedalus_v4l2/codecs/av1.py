@@ -33,7 +33,8 @@ from daedalus_v4l2.codecs import av1_obu
 from daedalus_v4l2.codecs.av1_obu import Obu
 from daedalus_v4l2.codecs.av1_syntax import (  # noqa: F401  (the module's public names)
     INTER_FRAME, INTRA_ONLY_FRAME, KEY_FRAME, NUM_REF_FRAMES, REFS_PER_FRAME, SWITCH_FRAME,
-    FrameHeader, FrameHeaderReader, RefSlot, SequenceHeader, parse_sequence_header, read_le)
+    FrameHeader, FrameHeaderReader, RefSlot, SequenceHeader, copy_film_grain, copy_rows,
+    parse_sequence_header, read_le)
 from daedalus_v4l2.codecs.bitreader import BitReader
 from daedalus_v4l2.errors import BitstreamError
 
@@ -257,12 +258,12 @@ def _saved_slot(h: FrameHeader) -> RefSlot:
         upscaled_width=h.upscaled_width, frame_width=h.frame_width, frame_height=h.frame_height,
         render_width=h.render_width,
         render_height=h.render_height, order_hint=h.order_hint,
-        saved_order_hints=list(h.order_hints), gm_params=copy.deepcopy(h.gm_params),
+        saved_order_hints=list(h.order_hints), gm_params=copy_rows(h.gm_params),
         lf_ref_deltas=list(h.loop_filter.ref_deltas),
         lf_mode_deltas=list(h.loop_filter.mode_deltas),
-        seg_feature_enabled=copy.deepcopy(h.segmentation.feature_enabled),
-        seg_feature_data=copy.deepcopy(h.segmentation.feature_data),
-        film_grain=copy.deepcopy(h.film_grain), showable=h.showable_frame)
+        seg_feature_enabled=copy_rows(h.segmentation.feature_enabled),
+        seg_feature_data=copy_rows(h.segmentation.feature_data),
+        film_grain=copy_film_grain(h.film_grain), showable=h.showable_frame)
 
 
 # ====================================================================
