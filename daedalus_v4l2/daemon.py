@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 # H.264 slices, dav1d tiles) hand every picture back from the call that fed it.
 # Frame threads decode several pictures at once: more speed when the client keeps
 # requests queued (the kernel's DECODE_MORE_QUEUED), the same when it waits for each
-# picture (the session then pushes each one out; see session.py).
-# Frame threads: one more than the CPUs, as libavcodec's automatic count, but at least
-# two (its automatic count is one on one CPU: no frame threads at all).
+# picture (the session then pushes each one out; see session.py).  Frame threads:
+# one more than the CPUs, as libavcodec's automatic count, but at least two (its
+# automatic count is one on one CPU: no frame threads at all).
 THREADS: dict[str, dict] = {
     "slice": {"thread_type": "SLICE"},
     "frame": {"thread_type": "FRAME", "thread_count": max(2, (os.cpu_count() or 1) + 1)},

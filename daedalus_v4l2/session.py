@@ -151,8 +151,8 @@ class DecoderSession:
         responses: list[proto.FrameResponse] = []
         threads = self._ctx.thread_count if self._ctx is not None else 0
         for _ in range(threads + 1):
-            noop = self._noop_packet()
-            if not self._pending or noop is None:
+            noop = self._noop_packet() if self._pending else None
+            if noop is None:
                 break
             try:
                 responses += self._deliver(self._feed(noop, NOOP_PTS), map_capture)
@@ -238,17 +238,21 @@ class Vp9Session(DecoderSession):
         if not header.show_existing_frame:
             _check_size("VP9 frame header", header.width, header.height, req)
         if header.refresh_frame_flags and not header.show_existing_frame:
-            slot = (header.refresh_frame_flags & -header.refresh_frame_flags).bit_length() - 1
-            self._noop = vp9_show_existing_frame(header.profile, slot)
+            self._noop = vp9_show_existing_frame(header.profile,
+                                                 first_slot(header.refresh_frame_flags))
         if header.show_frame or header.show_existing_frame:
             return [data]
         # libavcodec keeps a hidden frame (an alt-ref) to itself; asking it to
-        # show a slot the frame refreshed hands the picture back without
-        # touching any decoder state.
+        # show a slot the frame refreshed (the no-op packet, made just above)
+        # hands the picture back without touching any decoder state.
         if not header.refresh_frame_flags:
             raise UnsupportedError("hidden VP9 frame refreshes no reference slot: it has no picture")
-        slot = (header.refresh_frame_flags & -header.refresh_frame_flags).bit_length() - 1
-        return [data, vp9_show_existing_frame(header.profile, slot)]
+        return [data, self._noop]
+
+
+def first_slot(refresh_frame_flags: int) -> int:
+    """The lowest reference slot a refresh_frame_flags mask names (VP9 and AV1)."""
+    return (refresh_frame_flags & -refresh_frame_flags).bit_length() - 1
 
 
 def vp9_show_existing_frame(profile: int, slot: int) -> bytes:

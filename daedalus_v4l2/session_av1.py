@@ -38,15 +38,11 @@ from . import dispatch, proto
 from .codecs import av1_controls
 from .codecs.av1_syntax import KEY_FRAME, NUM_REF_FRAMES
 from .errors import UnsupportedError
-from .session import NOOP_PTS, DecoderSession
+from .session import NOOP_PTS, DecoderSession, first_slot
 from .v4l2 import uapi
 
 log = logging.getLogger(__name__)
 
-# libdav1d: return each picture from the call that decoded it (no frame delay),
-# unless the daemon runs frame threads (max_frame_delay 0: dav1d's own choice).
-DAV1D_OPTIONS = {"max_frame_delay": "1"}
-_DISCARDED_PTS = NOOP_PTS
 
 
 class _ResyncPacket(bytes):
@@ -107,8 +103,7 @@ class Av1Session(DecoderSession):
         if not refresh:
             raise UnsupportedError("hidden AV1 frame refreshes no reference slot: "
                                    "it has no picture")
-        slot = (refresh & -refresh).bit_length() - 1
-        show = av1_controls.show_existing_frame_obu(slot)
+        show = av1_controls.show_existing_frame_obu(first_slot(refresh))
         if frame.frame_type == KEY_FRAME:
             return [_HiddenKeyFramePacket(self._sequence_obu + data + show)]
         return [show]
@@ -137,6 +132,8 @@ class Av1Session(DecoderSession):
         # libdav1d directly, not through dispatch.open_decoder: the decoder
         # name and the no-delay option are what make decode-order output.
         if self._ctx is None:
+            # each picture from the call that decoded it, unless the daemon runs frame
+            # threads (0: dav1d's own choice of frame delay)
             delay = "0" if self.pipelined else "1"
             self._ctx = _new_dav1d(self.thread_count, delay)
             self.provider = dispatch.Provider("cpu", f"libdav1d, max_frame_delay={delay}")
@@ -155,8 +152,7 @@ class Av1Session(DecoderSession):
 
     def _feed(self, data: bytes, cookie: int) -> list[av.VideoFrame]:
         if isinstance(data, _ResyncPacket):
-            frames = super()._feed(data, _DISCARDED_PTS)
-            return [f for f in frames if f.pts != _DISCARDED_PTS]
+            return super()._feed(data, NOOP_PTS)  # its picture is dropped on delivery
         if isinstance(data, _HiddenKeyFramePacket):
             return _decode_alone(data, cookie, self.thread_count)
         return super()._feed(data, cookie)
@@ -177,7 +173,7 @@ def _control(req: proto.DecodeRequest, cid: int) -> bytes:
 
 def _new_dav1d(thread_count: int, max_frame_delay: str = "1") -> av.CodecContext:
     ctx = av.CodecContext.create("libdav1d", "r")
-    ctx.options = dict(DAV1D_OPTIONS, max_frame_delay=max_frame_delay)
+    ctx.options = {"max_frame_delay": max_frame_delay}
     ctx.thread_count = thread_count
     return ctx
 

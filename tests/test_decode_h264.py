@@ -16,6 +16,7 @@ from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.codecs import h264
 from daedalus_v4l2.codecs.h264_client import (
     ANNEX_B, FRAME_BASED, NO_START_CODE, SLICE_BASED, H264Client, get_menu, set_menu)
+from daedalus_v4l2.daemon import THREADS
 from daedalus_v4l2.decode import StatelessPipeline
 from daedalus_v4l2.errors import UnsupportedError
 from daedalus_v4l2.v4l2 import uapi
@@ -44,7 +45,6 @@ CLIPS = {
 GOPS = ("gops-open-pyramid-64x48.h264", (64, 48, 320, dict(
     PYRAMID, **{"x264-params": "keyint=30:min-keyint=30:scenecut=0:open-gop=1"})))
 ALL = dict(CLIPS, **dict([GOPS]))
-FRAME_THREADS = {"thread_type": "FRAME", "thread_count": 3}
 MODES = {"frame-annexb": (FRAME_BASED, ANNEX_B), "frame-none": (FRAME_BASED, NO_START_CODE),
          "slice-annexb": (SLICE_BASED, ANNEX_B), "slice-none": (SLICE_BASED, NO_START_CODE)}
 
@@ -152,7 +152,7 @@ def test_frame_threads_park_for_a_deep_client_and_never_stall_a_strict_one(
     packets.  Depth 6 parks; depth 1 never waits; both bit-exact, nothing lost."""
     width, height, frames, _ = ALL[name]
     pictures, kernel, daemon = decode_with(clips[name], H264Client(*MODES[mode]), depth=depth,
-                                           daemon_options=FRAME_THREADS)
+                                           daemon_options=THREADS["frame"])
     assert md5s_of(pictures, width, height) == expected[name]
     assert daemon.pictures == frames and daemon.errors == 0 and kernel.errors == 0
     if depth == 1:

@@ -11,6 +11,7 @@ import pytest
 from daedalus_v4l2 import cli, container, proto
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.codecs import vp9
+from daedalus_v4l2.daemon import THREADS
 from daedalus_v4l2.decode import capture_format_for, decode_through
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME, make_clip
 
@@ -94,8 +95,7 @@ def test_frame_threads_never_stall_a_client_that_waits_for_every_picture(clips, 
     clip = clips[name]
     width, height, frames, _ = CLIPS[name]
     info = container.probe(clip)
-    options = {"thread_type": "FRAME", "thread_count": 3}
-    with open_decoder("sim", daemon_options=options) as opened:
+    with open_decoder("sim", daemon_options=THREADS["frame"]) as opened:
         pictures = list(decode_through(opened.decoder, info.codec, width, height,
                                        container.packets(clip), depth=1, timeout=1.0))
         stats, daemon = opened.kernel.stats, opened.daemon.stats

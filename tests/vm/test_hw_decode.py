@@ -18,16 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from fuzz import rig
 from tests.contract.backends import H264_CLIP, VP9_CLIPS, daemon_attached, debugfs_counters
 from tests.reference import ffmpeg_raw, frame_md5s
 from vmrig import ROOT, missing, module_loaded
-
-DEBUGFS = Path("/sys/kernel/debug/daedalus_v4l2")
-
-
-def rig_wait_for(predicate, timeout: float) -> bool:
-    from fuzz import rig
-    return rig.wait_for(predicate, timeout)
 
 pytestmark = pytest.mark.vm
 
@@ -104,8 +98,6 @@ def test_frame_threaded_daemon_parks_for_a_deep_client_and_never_stalls_a_strict
     Under TCG the daemon decodes a small picture faster than the Python client queues
     the next request, so nothing would be queued behind a job; the daemon is stopped
     until the deep client has requests waiting, as a client ahead of its decoder has."""
-    from fuzz import rig
-
     vp9 = VP9_CLIPS["good-352x288"]
     cases = [(clip(".ivf", **vp9), vp9, 6, True), (clip(".ivf", **vp9), vp9, 1, False),
              (clip(".mp4", **H264_CLIP), H264_CLIP, 6, True)]
@@ -141,10 +133,10 @@ def _resume_when_queued(pid: int, count: int, timeout: float = 8) -> None:
     """SIGCONT the daemon once ``count`` OUTPUT buffers wait behind the claimed one
     (vb2 calls every buffer the driver has "active", claimed or not)."""
     def queued() -> bool:
-        lines = (DEBUGFS / "queues").read_text().splitlines()
+        lines = (rig.DEBUGFS / "queues").read_text().splitlines()
         return any(" OUT " in line and line.count(":active") >= 1 + count for line in lines)
     try:
-        rig_wait_for(queued, timeout)
+        rig.wait_for(queued, timeout)
     finally:
         os.kill(pid, signal.SIGCONT)
 
