@@ -92,13 +92,26 @@ def _refused(fn, *args):
         return None
 
 
+def _must_refuse(fn, *args):
+    try:
+        fn(*args)
+    except ValueError:
+        return
+    raise AssertionError(f"{fn.__name__} accepted what it documents as refused")
+
+
 def vp9_parser(data: bytes) -> None:
     from daedalus_v4l2.codecs import vp9
     parser = vp9.Vp9Parser()
     frames = _refused(vp9.split_superframe, data) or [data]
     for frame in frames[:8]:
         header = _refused(parser.parse, frame)
-        if header is not None:
+        if header is None:
+            continue
+        if header.show_existing_frame:
+            # No control describes it: the client shows a buffer it already has.
+            _must_refuse(vp9.frame_control, header)
+        else:
             vp9.frame_control(header)
 
 

@@ -80,6 +80,22 @@ def test_control_views_keep_their_bytes_alive():
     assert (sps.profile_idc, sps.pic_width_in_mbs_minus1, frame.order_hint) == before
 
 
+def test_vp9_target_takes_a_show_existing_frame():
+    """Regression (atheris, CI of 2026-11-22): a fuzzed show_existing_frame header
+    reached frame_control, which refuses it by contract; the target must not call
+    that a finding, and frame_control must go on refusing it."""
+    import base64
+    from daedalus_v4l2.codecs import vp9
+    found = base64.b64decode("gkmDQgAD8AL2ADhKAAAwYABBTMGqqqqqK6qqqqqqqqqqqqqq/////6Oqqqqq"
+                             "/KqqqqqqqKqqwRoIwQ==")
+    parser = vp9.Vp9Parser()
+    headers = [parser.parse(frame) for frame in vp9.split_superframe(found)]
+    assert [h.show_existing_frame for h in headers] == [False, True]
+    targets.vp9_parser(found)
+    with pytest.raises(ValueError, match="show_existing_frame"):
+        vp9.frame_control(headers[1])
+
+
 # ---------------------------------------------------------------------------- atheris
 
 ATHERIS_BUDGET = {"proto": 3, "proto_fields": 2, "controls_blob": 2, "vp9": 3, "h264": 3,
