@@ -3,20 +3,23 @@
 The same packets (a VP9 clip, repeated ``--repeat`` times so that a decode lasts
 seconds, i.e. dozens of screen updates) are decoded through the simulated stack:
 
-* bare:    ``open_decoder("sim")`` + ``decode_through`` (what `decode` does);
-* source:  the TUI's ``SimSource`` worker thread alone (its event tracking,
-           no app, no snapshots): the cost of being watchable;
-* tui:     ``SimSource`` with ``DaedalusTui`` attached headless
-           (``App.run_test``), updating at REFRESH_HZ.  The source starts
-           paused; once the app is up and has shown a snapshot it is resumed,
-           and the decode is timed from there to the worker's last picture
-           (the app's start-up is not decode time).
+* bare:     ``open_decoder("sim")`` + ``decode_through`` (what `decode` does);
+* process:  what `demo --tui` and `decode --tui` run: ``ProcessSource`` (the
+            simulation in a child process) with ``DaedalusTui`` attached
+            headless (``App.run_test``), updating at REFRESH_HZ, its thread at
+            nice +UI_NICE as ``run_app`` sets it;
+* thread:   the same with ``SimSource`` (the simulation in a thread of the
+            app's process, sharing its GIL), for comparison.
 
-Runs are interleaved (bare, source, tui, bare, ...) so drift in the machine's
-load hits all three; medians are reported, with the load average before and
-after (the machine is shared).  Besides wall time it prints process CPU time
-and the UI thread's CPU per screen update, which a loaded machine disturbs
-much less: on 2 shared cores at load 5-10 single runs vary by +-40 %.
+For the TUI runs the source starts paused; once the app is up and has shown a
+snapshot it is resumed, and the decode is timed from there to the worker's
+last picture (the app's and the child's start-up are not decode time).
+
+Runs are interleaved (bare, process, thread, bare, ...) so drift in the
+machine's load hits all three; medians are reported, and each TUI run is also
+compared with the bare run just before it.  The load average before and after
+is printed (the machine is shared), and so is the UI thread's CPU per screen
+update, which a loaded machine disturbs much less.
 
     python benchmarks/tui_overhead.py [--frames 150] [--repeat 2] [--size 1920x1080] [--runs 7]
 """
@@ -27,68 +30,62 @@ import asyncio
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
-from daedalus_v4l2.tui.app import SIM_SWITCH_INTERVAL, DaedalusTui
+from daedalus_v4l2.tui.app import SIM_SWITCH_INTERVAL, UI_NICE, DaedalusTui
+from daedalus_v4l2.tui.process_source import ProcessSource
 from daedalus_v4l2.tui.sim_source import Clip, SimSource
 
-
-CPU: dict[str, list[float]] = {"bare": [], "source": [], "tui": []}   # process CPU s
-UI_MS: list[float] = []      # the UI thread's CPU ms per screen update (app + pilot)
+SOURCES = {"process": ProcessSource, "thread": SimSource}
+UI_MS: dict[str, list[float]] = {name: [] for name in SOURCES}   # UI thread CPU ms per update
 
 
 def bare(clip: Clip) -> float:
     start = time.perf_counter()
-    cpu = time.process_time()
     with open_decoder("sim") as opened:
         n = sum(1 for _ in decode_through(opened.decoder, clip.codec, clip.width, clip.height,
                                           clip.packets))
     assert n == len(clip.packets) or n
-    CPU["bare"].append(time.process_time() - cpu)
     return time.perf_counter() - start
 
 
-def source_only(clip: Clip) -> float:
-    source = SimSource(clip, loop=False, realtime=True)
-    start = time.perf_counter()
-    cpu = time.process_time()
-    source.start(lambda snapshot: None)
-    while not source.finished:
-        time.sleep(0.01)
-    seconds = source.finished_at - start
-    CPU["source"].append(time.process_time() - cpu)
-    source.stop()
-    assert source.error is None, source.error
-    return seconds
-
-
-def with_tui(clip: Clip) -> tuple[float, float]:
+def with_tui(clip: Clip, kind: str) -> tuple[float, float]:
     async def go():
-        source = SimSource(clip, loop=False, realtime=True, start_paused=True)
-        app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL)   # as run_app does
+        source = SOURCES[kind](clip, loop=False, realtime=True, start_paused=True)
+        # as run_app does: only a simulation in this process shares the GIL
+        app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL if kind == "thread" else None,
+                          ui_nice=UI_NICE)
         async with app.run_test(size=(120, 40)) as pilot:
             while app.updates < 2:
                 await pilot.pause(0.01)
             first = app.updates
             start = time.perf_counter()
-            cpu, ui = time.process_time(), time.thread_time()
+            ui = time.thread_time()
             source.set_paused(False)
             while not source.finished:
                 # the worker times itself: a slow poll costs nothing, and a plain sleep
                 # wakes the UI thread less than Pilot.pause (which waits for idle widgets)
                 await asyncio.sleep(0.25)
+            # perf_counter is CLOCK_MONOTONIC: the child's finished_at is on this clock
             seconds = source.finished_at - start
             updates = app.updates - first
-            CPU["tui"].append(time.process_time() - cpu)
-            UI_MS.append(1000 * (time.thread_time() - ui) / max(1, updates))
+            UI_MS[kind].append(1000 * (time.thread_time() - ui) / max(1, updates))
             assert source.error is None, source.error
             await pilot.press("q")
+        source.stop()
         return seconds, updates / seconds
-    return asyncio.run(go())
+    # In a thread of its own: the app lowers its thread's priority (UI_NICE), which an
+    # unprivileged process cannot raise back; the bare runs must not run at it.
+    result = []
+    runner = threading.Thread(target=lambda: result.append(asyncio.run(go())))
+    runner.start()
+    runner.join()
+    return result[0]
 
 
 def main() -> None:
@@ -111,43 +108,40 @@ def main() -> None:
     clip = Clip(list(one.packets) * args.repeat, one.codec, one.width, one.height, "bench")
     frames = args.frames * args.repeat
     bare(clip)                                   # warm up libavcodec and the imports
-    with_tui(Clip(one.packets[:30], one.codec, one.width, one.height))   # and Textual
-    for values in (*CPU.values(), UI_MS):
+    for kind in SOURCES:                         # and Textual
+        with_tui(Clip(one.packets[:30], one.codec, one.width, one.height), kind)
+    for values in UI_MS.values():
         values.clear()
     load_before = os.getloadavg()
-    plain, src, tui, rates = [], [], [], []
+    plain: list[float] = []
+    tui: dict[str, list[float]] = {kind: [] for kind in SOURCES}
+    rates: dict[str, list[float]] = {kind: [] for kind in SOURCES}
     for _ in range(args.runs):                   # interleaved, so drift hits all three
         plain.append(bare(clip))
-        src.append(source_only(clip))
-        seconds, rate = with_tui(clip)
-        tui.append(seconds)
-        rates.append(rate)
+        for kind in SOURCES:
+            seconds, rate = with_tui(clip, kind)
+            tui[kind].append(seconds)
+            rates[kind].append(rate)
     load_after = os.getloadavg()
-    p, s, t = statistics.median(plain), statistics.median(src), statistics.median(tui)
 
     def runs(xs):
         return [round(x, 3) for x in xs]
+    p = statistics.median(plain)
     print(f"clip: VP9 {width}x{height}, {args.frames} frames x {args.repeat} = {frames} pictures, "
           f"{args.runs} interleaved runs each (median); {os.cpu_count()} CPUs")
     print(f"load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {' '.join(f'{x:.2f}' for x in load_after)}")
-    print(f"bare decode:        {p:.3f} s  ({frames / p:.0f} fps)   runs {runs(plain)}")
-    print(f"SimSource alone:    {s:.3f} s  ({frames / s:.0f} fps)   runs {runs(src)}")
-    print(f"with TUI attached:  {t:.3f} s  ({frames / t:.0f} fps)   runs {runs(tui)}")
-    # Each run's ratio to the bare run just before it: drift in the machine's speed
-    # (a shared VM: +-20 % between runs) cancels out of the pairs better than out of medians.
-    paired = statistics.median(x / b for x, b in zip(tui, plain))
-    print(f"ratio (TUI / bare): {t / p:.3f} (medians), {paired:.3f} (median of paired runs)  "
-          f"-> overhead {100 * (paired - 1):+.1f} % (target < 5 %)")
-    print(f"ratio (TUI / SimSource alone): {t / s:.3f}  -> {100 * (t / s - 1):+.1f} %")
-    med = {k: statistics.median(v) for k, v in CPU.items()}
-    print(f"process CPU s:      bare {med['bare']:.3f}, SimSource {med['source']:.3f}, "
-          f"TUI {med['tui']:.3f}  -> TUI / bare CPU {med['tui'] / med['bare']:.3f}")
-    print(f"UI thread CPU:      {statistics.median(UI_MS):.1f} ms per screen update "
-          f"(runs {[round(x, 1) for x in UI_MS]})")
-    print(f"screen updates:     {statistics.median(rates):.1f} per second   runs "
-          f"{[round(r, 1) for r in rates]}")
-
+    print(f"bare decode:            {p:.3f} s  ({frames / p:.0f} fps)   runs {runs(plain)}")
+    for kind, label in (("process", "TUI, sim in a process"), ("thread", "TUI, sim in a thread ")):
+        t = statistics.median(tui[kind])
+        # Each run's ratio to the bare run just before it: drift in the machine's speed
+        # (a shared VM: +-20 % between runs) cancels out of the pairs better than out of medians.
+        paired = statistics.median(x / b for x, b in zip(tui[kind], plain))
+        print(f"{label}:  {t:.3f} s  ({frames / t:.0f} fps)   runs {runs(tui[kind])}")
+        print(f"    overhead {100 * (paired - 1):+.1f} % (median of paired runs; medians: "
+              f"{100 * (t / p - 1):+.1f} %){'  <- what demo/decode --tui run, target < 5 %' if kind == 'process' else ''}")
+        print(f"    screen updates {statistics.median(rates[kind]):.1f} per second, UI thread CPU "
+              f"{statistics.median(UI_MS[kind]):.1f} ms per update")
 
 if __name__ == "__main__":
     main()

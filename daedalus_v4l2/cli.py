@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "daemon)")
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     dec.add_argument("--tui", action="store_true",
-                     help="watch queues and in-flight buffers live (sim backend; q quits)")
+                     help="watch queues and in-flight buffers live (sim backend, decoding in "
+                          "a child process; q quits)")
 
     daemon = sub.add_parser("daemon", help="run the decoder daemon on the kernel module's chardev")
     daemon.add_argument("--backend", choices=("hw",), default="hw",
@@ -204,15 +205,11 @@ def _decode_tui(args) -> int:
         return 2
     from .tui.run import run_app, sim_source_for_file
 
-    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
-    try:
-        source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
-                                     on_picture=lambda p: p.data is not None and out.write(p.data),
-                                     daemon_options=_daemon_threads(args.threads))
-        run_app(source)
-    finally:
-        if out is not sys.stdout.buffer:
-            out.close()
+    if args.output != "-":
+        open(args.output, "wb").close()     # a path that cannot be written fails here, not later
+    source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
+                                 output=args.output, daemon_options=_daemon_threads(args.threads))
+    run_app(source)
     return 1 if source.failed_pictures or source.error else 0
 
 

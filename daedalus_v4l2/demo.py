@@ -98,12 +98,13 @@ def main(frames: int, width: int, height: int, keep: str | None, out) -> int:
 
 def main_tui(frames: int, width: int, height: int, keep: str | None, fps: float) -> int:
     """The demo under the TUI: the clip loops through the simulated device until q."""
+    from .tui.process_source import ProcessSource
     from .tui.run import run_app
-    from .tui.sim_source import Clip, SimSource
+    from .tui.sim_source import Clip
 
     with tempfile.TemporaryDirectory(prefix="daedalus-demo-") as tmp:
         workdir = Path(keep) if keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         clip = Clip.from_file(make_clip(workdir / "demo.ivf", "vp9", width, height, frames,
                                         options=VP9_GOOD))
-    return run_app(SimSource(clip, loop=True, pace_fps=fps or None))
+    return run_app(ProcessSource(clip, loop=True, pace_fps=fps or None))

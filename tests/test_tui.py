@@ -19,15 +19,22 @@ import pytest
 from daedalus_v4l2 import cli
 from daedalus_v4l2.synth import VP9_GOOD
 from daedalus_v4l2.tui import run as tui_run
-from daedalus_v4l2.tui.app import DaedalusTui
+from daedalus_v4l2.tui.app import UI_NICE, DaedalusTui
 from daedalus_v4l2.tui.event_log import EventLog
 from daedalus_v4l2.tui.inflight_table import COLUMNS, GAP, InflightTable
 from daedalus_v4l2.tui.model import InflightRow
+from daedalus_v4l2.tui.process_source import ProcessSource
 from daedalus_v4l2.tui.sim_source import Clip, SimSource, StepClock
 
 TIMEOUT = 90.0          # seconds; only reached when something is wrong (or the machine stalls)
 
 FRAME_THREADS = {"thread_type": "FRAME", "thread_count": 3}
+
+# The interactive paths run on both sources: the simulation in a thread of the
+# test's process (SimSource), and in a child process over a pipe (ProcessSource,
+# what `demo --tui` and `decode --tui` use).
+SOURCES = pytest.mark.parametrize("Source", [SimSource, ProcessSource],
+                                  ids=["thread", "process"])
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +144,10 @@ def test_snapshot_error(snap_compare, small_clip):
 
 # ------------------------------------------------------------------ behaviour
 
-def test_pause_and_step_one_event(small_clip):
+@SOURCES
+def test_pause_and_step_one_event(small_clip, Source):
     async def go():
-        app = DaedalusTui(SimSource(small_clip, loop=True, realtime=False))
+        app = DaedalusTui(Source(small_clip, loop=True, realtime=False))
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 5)
             await pilot.press("space")
@@ -156,10 +164,11 @@ def test_pause_and_step_one_event(small_clip):
     asyncio.run(go())
 
 
-def test_dropped_response_shows_the_watchdog_path(small_clip):
+@SOURCES
+def test_dropped_response_shows_the_watchdog_path(small_clip, Source):
     async def go():
-        app = RecordingTui(SimSource(small_clip, loop=True, realtime=False, watchdog_ms=500,
-                                     pace_fps=100))
+        app = RecordingTui(Source(small_clip, loop=True, realtime=False, watchdog_ms=500,
+                                  pace_fps=100))
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 3)
             await pilot.press("d")
@@ -181,10 +190,11 @@ def test_dropped_response_shows_the_watchdog_path(small_clip):
     asyncio.run(go())
 
 
-def test_stall_then_kill_and_restart_the_daemon(small_clip):
+@SOURCES
+def test_stall_then_kill_and_restart_the_daemon(small_clip, Source):
     async def go():
-        app = DaedalusTui(SimSource(small_clip, loop=True, realtime=True, watchdog_ms=300,
-                                    pace_fps=200))
+        app = DaedalusTui(Source(small_clip, loop=True, realtime=True, watchdog_ms=300,
+                                 pace_fps=200))
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 3)
             await pilot.press("t")
@@ -275,7 +285,8 @@ def test_filter_and_wide_layout(small_clip):
 
 
 def test_demo_tui_exits_0_on_q(monkeypatch):
-    """`daedalus-v4l2 demo --tui`: the app runs in-process under run_test; q quits with 0."""
+    """`daedalus-v4l2 demo --tui`: the app runs under run_test, the simulation in a child
+    process; q quits with 0 and the child exits with 0."""
     seen = {}
 
     def run_app(source):
@@ -286,13 +297,115 @@ def test_demo_tui_exits_0_on_q(monkeypatch):
                 seen["loops"] = source.loops
                 await pilot.press("q")
             source.stop()
-            assert not source._thread.is_alive()
+            assert isinstance(source, ProcessSource)
+            assert source.exitcode == 0 and not source._process.is_alive()
             return app.return_code
         return asyncio.run(go())
 
     monkeypatch.setattr(tui_run, "run_app", run_app)
     assert cli.main(["demo", "--tui", "--frames", "4", "--size", "64x48", "--fps", "0"]) == 0
     assert seen["loops"] >= 1          # a 4-frame clip: it looped to get past 8 pictures
+
+
+def test_decode_tui_writes_the_pictures_decode_writes(tmp_path, monkeypatch):
+    """`decode --tui`: the child process writes the pictures to -o, byte for byte what
+    `decode` without the TUI writes, and the command exits 0 once the clip is done."""
+    from .clips import cached_clip
+    clip = cached_clip(tmp_path, ".ivf", codec="vp9", width=176, height=144, frames=12,
+                       options=VP9_GOOD)
+    plain, watched = tmp_path / "plain.yuv", tmp_path / "watched.yuv"
+    assert cli.main(["decode", str(clip), "-o", str(plain), "-q"]) == 0
+    seen = {}
+
+    def run_app(source):
+        async def go():
+            app = DaedalusTui(source)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: source.finished and app.snapshot is not None)
+                await pilot.press("q")
+            return app.return_code
+        code = asyncio.run(go())
+        source.stop()
+        seen["exitcode"] = source.exitcode
+        return code
+
+    monkeypatch.setattr(tui_run, "run_app", run_app)
+    assert cli.main(["decode", str(clip), "-o", str(watched), "--tui"]) == 0
+    assert seen["exitcode"] == 0         # it stopped when asked, not terminated
+    assert watched.read_bytes() == plain.read_bytes() and plain.stat().st_size > 0
+
+
+def test_a_dead_simulation_process_shows_on_screen_and_q_still_quits(small_clip):
+    """The child killed from outside: the screen keeps its last picture of the state,
+    says why in the status line and the log, and nothing waits for the child."""
+    import os
+    import signal
+
+    async def go():
+        source = ProcessSource(small_clip, loop=True, realtime=True, pace_fps=100)
+        app = RecordingTui(source)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 3)
+            os.kill(source._process.pid, signal.SIGKILL)
+            await wait_for(pilot, lambda: "STOPPED" in app.snapshot.status)
+            assert source.error == "the simulation process exited (code -9)"
+            assert not app.snapshot.running and app.snapshot.counters.done > 3
+            assert any(e.kind == "worker_error" and "code -9" in e.detail
+                       for e in app.seen_events)
+            await pilot.press("space", "k")         # commands to a dead child are dropped
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_process_source_refuses_an_unknown_fault_at_once(small_clip):
+    with pytest.raises(ValueError, match="unknown fault"):
+        ProcessSource(small_clip).inject("melt")
+
+
+def test_a_sim_in_a_child_process_leaves_the_gil_switch_interval_alone(small_clip, monkeypatch):
+    import sys
+    before = sys.getswitchinterval()
+    seen = {}
+
+    def run(app):
+        seen["interval"], seen["nice"] = app.switch_interval, app.ui_nice
+        return 0
+
+    monkeypatch.setattr(DaedalusTui, "run", run)
+    assert tui_run.run_app(ProcessSource(small_clip)) == 0
+    assert seen["interval"] is None and sys.getswitchinterval() == before
+    assert seen["nice"] == UI_NICE > 0
+
+
+def test_the_screen_yields_to_the_decode_but_the_child_does_not(small_clip):
+    """With ui_nice the app's thread runs at a lower priority while it is up; the
+    simulation's process, spawned before that, keeps the priority it had.  (In a
+    thread of its own: an unprivileged thread cannot get its priority back.)"""
+    import os
+    import threading
+    seen = {}
+
+    def app_thread():
+        async def go():
+            source = ProcessSource(small_clip, loop=True, pace_fps=60)
+            app = DaedalusTui(source, ui_nice=UI_NICE)
+            tid = threading.get_native_id()
+            seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 2)
+                seen["during"] = os.getpriority(os.PRIO_PROCESS, tid)
+                seen["child"] = os.getpriority(os.PRIO_PROCESS, source._process.pid)
+                await pilot.press("q")
+            seen["code"] = app.return_code
+        asyncio.run(go())
+
+    runner = threading.Thread(target=app_thread)
+    runner.start()
+    runner.join(TIMEOUT)
+    assert seen["code"] == 0
+    assert seen["during"] == min(19, seen["before"] + UI_NICE)
+    assert seen["child"] == seen["before"]
 
 
 def test_the_gil_switch_interval_is_shortened_while_the_sim_runs(small_clip, monkeypatch):

@@ -7,13 +7,17 @@ them here as ``SnapshotReady`` messages; a timer asks for one REFRESH_HZ times
 a second (never more than one on its way).  Pause, step and faults are
 commands to the source.
 
-The decode shares the GIL with this thread: each update must cost little
-(widgets repaint only the lines that changed, the log writes a few times a
-second) -- see benchmarks/tui_overhead.py.
+Each update must cost the decode little (widgets repaint only the lines that
+changed, the log writes a few times a second, this thread runs at a lower
+priority): `demo --tui` and `decode --tui` decode in a child process
+(``ProcessSource``), so the screen takes CPU, not the decode's GIL; with an
+in-process ``SimSource`` it takes the GIL too -- see benchmarks/tui_overhead.py.
 """
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -33,6 +37,11 @@ REFRESH_HZ = 10.5   # the issue asks for 10 Hz or more; each update costs the de
 # default).  1 ms cuts that wait for a little more switching in the UI thread:
 # benchmarks/tui_overhead.py measured +7..11 % against +12..16 % at 5 ms.
 SIM_SWITCH_INTERVAL = 0.001
+# The screen's thread runs at a lower priority (nice +10) than the decode: on 2 cores
+# libavcodec's threads want both, and a repaint that takes a core from one of them
+# holds up the whole picture.  The screen still gets the idle time it needs (the
+# update rate did not change) and stays responsive; benchmarks/tui_overhead.py.
+UI_NICE = 10
 WIDE = 120          # columns from which the in-flight table and the log sit side by side
 SIM_ACTIONS = {"toggle_pause", "step", "fault"}
 
@@ -62,12 +71,14 @@ class DaedalusTui(App):
     ctx_filter: var[int | None] = var(None)
 
     def __init__(self, source, refresh_hz: float = REFRESH_HZ,
-                 switch_interval: float | None = None) -> None:
+                 switch_interval: float | None = None, ui_nice: int | None = None) -> None:
         super().__init__()
         self.source = source
         self.refresh_hz = refresh_hz
         self.switch_interval = switch_interval     # sys.setswitchinterval while running
         self._saved_interval: float | None = None
+        self.ui_nice = ui_nice                     # this thread's nice increment while running
+        self._saved_nice: int | None = None
         self.updates = 0            # snapshots shown: the update rate, for tests and benchmarks
         self._awaiting = False      # a snapshot was asked for and has not arrived yet
 
@@ -84,6 +95,9 @@ class DaedalusTui(App):
             self._saved_interval = sys.getswitchinterval()
             sys.setswitchinterval(self.switch_interval)
         self.source.start(self._deliver)
+        if self.ui_nice:
+            # after start: a child process the source spawns must not inherit it
+            self._saved_nice = _renice_this_thread(self.ui_nice)
         self._request()
         self.set_interval(1 / self.refresh_hz, self._request)
         self._fit(self.size.width)
@@ -156,3 +170,19 @@ class DaedalusTui(App):
         self.source.stop()
         if self._saved_interval is not None:
             sys.setswitchinterval(self._saved_interval)
+        if self._saved_nice is not None:
+            _renice_this_thread(self._saved_nice, absolute=True)
+
+
+def _renice_this_thread(value: int, absolute: bool = False) -> int | None:
+    """Set this thread's nice value (Linux: PRIO_PROCESS with a thread id is that thread
+    only); returns the one it had, None if it could not change it.  Raising it back
+    needs privileges: without them the thread keeps the lower priority (the CLI exits
+    right after the app)."""
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, value if absolute else min(19, before + value))
+    except OSError:
+        return None
+    return before

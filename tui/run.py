@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from .app import SIM_SWITCH_INTERVAL, DaedalusTui
+from .app import SIM_SWITCH_INTERVAL, UI_NICE, DaedalusTui
 
 
 @contextlib.contextmanager
@@ -24,8 +24,11 @@ def quiet_stderr_logging():
 
 
 def run_app(source) -> int:
-    # the simulation decodes in a thread of this process (see SIM_SWITCH_INTERVAL)
-    app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL if source.kind == "sim" else None)
+    # a simulation decoding in a thread of this process shares the GIL with the
+    # screen (see SIM_SWITCH_INTERVAL); one in a child process (ProcessSource) does not
+    shares_gil = source.kind == "sim" and getattr(source, "in_process", True)
+    app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL if shares_gil else None,
+                      ui_nice=UI_NICE)
     with quiet_stderr_logging():
         result = app.run()
     source.stop()
@@ -33,7 +36,11 @@ def run_app(source) -> int:
 
 
 def sim_source_for_file(path, *, loop: bool, pace_fps: float | None, depth: int = 2,
-                        on_picture=None, daemon_options: dict | None = None):
-    from .sim_source import Clip, SimSource
-    return SimSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
-                     on_picture=on_picture, daemon_options=daemon_options)
+                        output: str | None = None, daemon_options: dict | None = None):
+    """The file decoding in a child process (ProcessSource); its pictures go to
+    ``output`` ("-": standard output) when given."""
+    from .process_source import PictureWriter, ProcessSource
+    from .sim_source import Clip
+    return ProcessSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
+                         on_picture=PictureWriter(output) if output else None,
+                         daemon_options=daemon_options)
