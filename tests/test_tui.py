@@ -335,9 +335,11 @@ def test_decode_tui_writes_the_pictures_decode_writes(tmp_path, monkeypatch):
     assert watched.read_bytes() == plain.read_bytes() and plain.stat().st_size > 0
 
 
-def test_a_dead_simulation_process_shows_on_screen_and_q_still_quits(small_clip):
-    """The child killed from outside: the screen keeps its last picture of the state,
-    says why in the status line and the log, and nothing waits for the child."""
+@pytest.mark.parametrize("signame", ["SIGKILL", "SIGINT"])
+def test_a_signal_to_the_simulation_process(small_clip, signame):
+    """SIGKILL: the screen keeps its last picture of the state, says why in the status
+    line and the log, and nothing waits for the child.  SIGINT (the terminal's Ctrl+C
+    reaches its whole process group): the child goes on; quitting is the app's call."""
     import os
     import signal
 
@@ -346,15 +348,21 @@ def test_a_dead_simulation_process_shows_on_screen_and_q_still_quits(small_clip)
         app = RecordingTui(source)
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_for(pilot, lambda: app.snapshot and app.snapshot.counters.done > 3)
-            os.kill(source._process.pid, signal.SIGKILL)
-            await wait_for(pilot, lambda: "STOPPED" in app.snapshot.status)
-            assert source.error == "the simulation process exited (code -9)"
-            assert not app.snapshot.running and app.snapshot.counters.done > 3
-            assert any(e.kind == "worker_error" and "code -9" in e.detail
-                       for e in app.seen_events)
-            await pilot.press("space", "k")         # commands to a dead child are dropped
+            os.kill(source._process.pid, getattr(signal, signame))
+            if signame == "SIGKILL":
+                await wait_for(pilot, lambda: "STOPPED" in app.snapshot.status)
+                assert source.error == "the simulation process exited (code -9)"
+                assert not app.snapshot.running and app.snapshot.counters.done > 3
+                assert any(e.kind == "worker_error" and "code -9" in e.detail
+                           for e in app.seen_events)
+                await pilot.press("space", "k")     # commands to a dead child are dropped
+            else:
+                done = app.snapshot.counters.done
+                await wait_for(pilot, lambda: app.snapshot.counters.done > done + 10)
+                assert source.error is None and source._process.is_alive()
             await pilot.press("q")
         assert app.return_code == 0
+        assert source.exitcode == (-9 if signame == "SIGKILL" else 0)
     asyncio.run(go())
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -117,8 +118,8 @@ class ProcessSource:
         self._send("inject", fault)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self._process is None or self._stopping:
-            return
+        if self._process is None or self._process.pid is None or self._stopping:
+            return      # never started (or start failed): nothing to stop
         self._stopping = True
         self._send("stop")
         with self._reaping:
@@ -203,6 +204,9 @@ def _start_with_real_stderr(process) -> None:
 def _child_main(conn, clip: Clip, options: dict, on_picture) -> None:
     """Run SimSource here; obey the parent's commands until it says stop or goes away."""
     logging.getLogger().addHandler(logging.NullHandler())   # nothing may print over the screen
+    # Ctrl+C is the parent's to handle: the child stops when told to, or when the pipe
+    # closes because the parent is gone.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     lock = threading.Lock()
 
     def send(kind: str, payload=None, state=None) -> None:
