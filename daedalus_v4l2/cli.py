@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from . import __version__
 
@@ -205,12 +206,15 @@ def _decode_tui(args) -> int:
         return 2
     from .tui.run import run_app, sim_source_for_file
 
-    if args.output != "-":
-        open(args.output, "wb").close()     # a path that cannot be written fails here, not later
+    output = Path(args.output)
+    if args.output != "-" and (output.is_file() or not output.exists()):
+        # a path that cannot be written fails here, not in the child (a FIFO is left
+        # alone: opening it would wait for its reader)
+        open(output, "wb").close()
     source = sim_source_for_file(args.input, loop=False, pace_fps=None, depth=args.depth,
                                  output=args.output, daemon_options=_daemon_threads(args.threads))
-    run_app(source)
-    return 1 if source.failed_pictures or source.error else 0
+    code = run_app(source)
+    return 1 if code or source.failed_pictures or source.error else 0
 
 
 def _daemon_threads(name: str) -> dict:

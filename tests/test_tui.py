@@ -366,6 +366,68 @@ def test_a_signal_to_the_simulation_process(small_clip, signame):
     asyncio.run(go())
 
 
+def test_decode_tui_exits_1_when_the_simulation_process_died(tmp_path, monkeypatch):
+    from .clips import cached_clip
+    import os
+    import signal
+    clip = cached_clip(tmp_path, ".ivf", codec="vp9", width=176, height=144, frames=12,
+                       options=VP9_GOOD)
+
+    def run_app(source):
+        async def go():
+            app = DaedalusTui(source)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: source.finished and app.snapshot is not None)
+                os.kill(source._process.pid, signal.SIGKILL)
+                await wait_for(pilot, lambda: "STOPPED" in app.snapshot.status)
+                await pilot.press("q")
+            return app.return_code
+        return asyncio.run(go())
+
+    monkeypatch.setattr(tui_run, "run_app", run_app)
+    assert cli.main(["decode", str(clip), "-o", str(tmp_path / "out.yuv"), "--tui"]) == 1
+
+
+def test_decode_tui_refuses_an_unreadable_file_before_the_screen_opens(tmp_path, monkeypatch,
+                                                                       capsys):
+    bad = tmp_path / "bad.ivf"
+    bad.write_bytes(b"DKIF" + bytes(60))
+    monkeypatch.setattr(tui_run, "run_app", lambda source: pytest.fail("the app was opened"))
+    assert cli.main(["decode", str(bad), "-o", str(tmp_path / "out.yuv"), "--tui"]) != 0
+    assert "bad.ivf" in capsys.readouterr().err
+
+
+def test_a_source_that_cannot_start_says_so_on_screen(small_clip):
+    async def go():
+        source = ProcessSource(small_clip, daemon_options={"unpicklable": lambda: 0})
+        app = DaedalusTui(source)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None and "STOPPED" in
+                           app.snapshot.status)
+            assert source.error.startswith("starting the simulation process:")
+            assert source.finished
+            await pilot.press("q")
+        assert app.return_code == 0
+    asyncio.run(go())
+
+
+def test_the_childs_state_never_clears_an_error_and_sets_finished_last(small_clip):
+    source = ProcessSource(small_clip)
+    source.error = "the simulation's pipe: EOFError"
+    seen = []
+
+    class Watch(dict):
+        def items(self):
+            for name, value in super().items():
+                seen.append((name, source.finished))
+                yield name, value
+
+    source._take_state(Watch(finished=True, error=None, failed_pictures=2, finished_at=1.5))
+    assert source.error == "the simulation's pipe: EOFError" and source.failed_pictures == 2
+    assert source.finished and source.finished_at == 1.5
+    assert all(finished is False for _, finished in seen)   # nothing was set after it
+
+
 def test_process_source_refuses_an_unknown_fault_at_once(small_clip):
     with pytest.raises(ValueError, match="unknown fault"):
         ProcessSource(small_clip).inject("melt")
@@ -435,6 +497,7 @@ def test_the_gil_switch_interval_is_shortened_while_the_sim_runs(small_clip, mon
         return asyncio.run(go())
 
     monkeypatch.setattr(DaedalusTui, "run", run)
+    monkeypatch.setattr(tui_run, "UI_NICE", 0)   # the app runs in this thread: keep its priority
     assert tui_run.run_app(frozen_source(small_clip)) == 0
     assert seen["during"] == pytest.approx(SIM_SWITCH_INTERVAL) != before
     assert sys.getswitchinterval() == before

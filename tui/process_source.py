@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from .sim_source import Clip, SimSource
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 5.0          # seconds the child gets to stop before it is terminated
+CHILD_STOP_TIMEOUT = 2.0    # ... of which its worker thread gets this much
 STATE_POLL = 0.1            # the child reports "finished" within this many seconds
 
 
@@ -58,8 +60,10 @@ class ProcessSource:
     kind = "sim"
     in_process = False      # the app need not share the GIL (tui.run.run_app)
 
-    def __init__(self, clip: Clip, *, on_picture: PictureWriter | None = None,
+    def __init__(self, clip: Clip | str, *, on_picture: PictureWriter | None = None,
                  **options) -> None:
+        """``clip``: a Clip, or the path of a file the child reads itself (the packets
+        of a long file need not cross the pipe)."""
         self.clip, self.on_picture, self.options = clip, on_picture, options
         self.sink: Callable[[Snapshot], None] = lambda snapshot: None
         self.paused = bool(options.get("start_paused", False))
@@ -87,9 +91,18 @@ class ProcessSource:
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(target=_child_main, name="daedalus-sim",
                                         args=(child_conn, self.clip, self.options,
-                                              self.on_picture), daemon=True)
-        _start_with_real_stderr(self._process)
-        child_conn.close()      # the child's end lives in the child only: EOF when it dies
+                                              self.on_picture, logging.getLogger().level),
+                                        daemon=True)
+        try:
+            _start_with_real_stderr(self._process)
+        except Exception as exc:  # e.g. an option that cannot be pickled
+            self.error = f"starting the simulation process: {type(exc).__name__}: {exc}"
+            self.finished = True
+            self._conn.close()
+            self._deliver(_stopped(None, self.error))
+            return
+        finally:
+            child_conn.close()  # the child's end lives in the child only: EOF when it dies
         self._reader = threading.Thread(target=self._read, name="daedalus-sim-pipe", daemon=True)
         self._reader.start()
 
@@ -125,10 +138,13 @@ class ProcessSource:
         with self._reaping:
             self._process.join(timeout)
             if self._process.is_alive():
-                log.warning("the simulation process did not stop in %.0f s: terminated", timeout)
+                self.error = self.error or \
+                    f"the simulation process did not stop in {timeout:.0f} s: terminated"
                 self._process.terminate()
                 self._process.join(timeout)
             self.exitcode = self._process.exitcode
+        if self.exitcode not in (0, None):   # e.g. it died just as the app quit
+            self.error = self.error or f"the simulation process exited (code {self.exitcode})"
         if self._reader is not None:
             self._reader.join(timeout)
         self._conn.close()
@@ -170,21 +186,29 @@ class ProcessSource:
                 log.exception("showing a snapshot of the simulation")
 
     def _take_state(self, state: dict) -> None:
+        """As SimSource orders them: ``finished`` last, so whoever sees it set sees the
+        rest too; an error the parent already holds is never cleared by the child's None."""
         for name, value in state.items():
-            setattr(self, name, value)
+            if name != "finished" and not (name == "error" and value is None):
+                setattr(self, name, value)
+        if "finished" in state:
+            self.finished = state["finished"]
 
     def _died(self) -> None:
         code = self._process.exitcode if self._process is not None else None
-        why = f"the simulation process exited (code {code})"
-        self.error = self.error or why
+        self.error = self.error or f"the simulation process exited (code {code})"
         self.finished = True
-        last = self._last or Snapshot("sim", 0, False)
-        status = f"{last.status} · " if last.status else ""
-        # the event log shows it too: the status line is easy to miss
-        event = LogEvent(last.events_total + 1, last.clock_ms, "worker_error", None, None, why)
-        self._deliver(dataclasses.replace(last, running=False, events=(event,),
-                                      events_total=last.events_total + 1,
-                                      status=f"{status}STOPPED: {self.error}"))
+        self._deliver(_stopped(self._last, self.error))
+
+
+def _stopped(last: Snapshot | None, why: str) -> Snapshot:
+    """The last snapshot, stopped, with ``why`` in the status line and in the log (the
+    status line is easy to miss)."""
+    last = last or Snapshot("sim", 0, False)
+    status = f"{last.status} · " if last.status else ""
+    event = LogEvent(last.events_total + 1, last.clock_ms, "worker_error", None, None, why)
+    return dataclasses.replace(last, running=False, events=(event,),
+                               events_total=last.events_total + 1, status=f"{status}STOPPED: {why}")
 
 
 def _start_with_real_stderr(process) -> None:
@@ -201,13 +225,18 @@ def _start_with_real_stderr(process) -> None:
 
 # ---------------------------------------------------------------------- the child
 
-def _child_main(conn, clip: Clip, options: dict, on_picture) -> None:
+def _child_main(conn, clip, options: dict, on_picture, log_level: int) -> None:
     """Run SimSource here; obey the parent's commands until it says stop or goes away."""
-    logging.getLogger().addHandler(logging.NullHandler())   # nothing may print over the screen
+    # Nothing may print over the screen: what goes wrong reaches the parent as `error`
+    # (and the daemon's log lines the event log, at the parent's level).
+    sys.stderr = open(os.devnull, "w")
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger().setLevel(log_level)
     # Ctrl+C is the parent's to handle: the child stops when told to, or when the pipe
     # closes because the parent is gone.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lock = threading.Lock()
+    source = None
 
     def send(kind: str, payload=None, state=None) -> None:
         with lock:
@@ -215,11 +244,15 @@ def _child_main(conn, clip: Clip, options: dict, on_picture) -> None:
                 conn.send((kind, payload, state or _state(source)))
             except (OSError, EOFError):
                 pass        # the parent is gone; the loop below sees EOF and stops
+            except Exception as exc:  # a snapshot that does not pickle: say so, go on
+                conn.send(("state", None, {"error": f"sending a {kind}: {exc!r}"}))
 
     try:
+        if not isinstance(clip, Clip):
+            clip = Clip.from_file(clip)
         source = SimSource(clip, on_picture=on_picture, **options)
-    except Exception as exc:  # e.g. bad options: the parent shows it, then sees EOF
-        send("state", state={"error": f"{type(exc).__name__}: {exc}"})
+    except Exception as exc:  # e.g. an unreadable file: the parent shows it, then sees EOF
+        send("state", state={"error": f"{type(exc).__name__}: {exc}", "finished": True})
         conn.close()
         return
     source.start(lambda snapshot: send("snapshot", snapshot))
@@ -237,7 +270,7 @@ def _child_main(conn, clip: Clip, options: dict, on_picture) -> None:
     except (EOFError, OSError):
         pass
     finally:
-        source.stop()
+        source.stop(CHILD_STOP_TIMEOUT)
         if on_picture is not None:
             on_picture.close()
         send("state")

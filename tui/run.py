@@ -32,15 +32,19 @@ def run_app(source) -> int:
     with quiet_stderr_logging():
         result = app.run()
     source.stop()
-    return result if isinstance(result, int) else 0
+    if isinstance(result, int):
+        return result
+    return app.return_code or 0     # an app that crashed returns no value, but a code
 
 
 def sim_source_for_file(path, *, loop: bool, pace_fps: float | None, depth: int = 2,
                         output: str | None = None, daemon_options: dict | None = None):
     """The file decoding in a child process (ProcessSource); its pictures go to
     ``output`` ("-": standard output) when given."""
+    from daedalus_v4l2 import container
+
     from .process_source import PictureWriter, ProcessSource
-    from .sim_source import Clip
-    return ProcessSource(Clip.from_file(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
+    container.probe(path)     # a file it cannot read fails here, before the screen opens
+    return ProcessSource(str(path), loop=loop, pace_fps=pace_fps or None, depth=depth,
                          on_picture=PictureWriter(output) if output else None,
                          daemon_options=daemon_options)

@@ -368,6 +368,7 @@ class SimSource:
                     return acted
                 pending = self._take_pending(safe)
                 snapshot, cmd.want_snapshot = cmd.want_snapshot, False
+                paused = cmd.paused     # what the snapshot shows: read with the decision
                 holding = (cmd.paused and not cmd.step_budget) or \
                     (cmd.stop_at is not None and self._seq >= cmd.stop_at and not at_step)
                 if holding and not (pending or snapshot):
@@ -380,7 +381,7 @@ class SimSource:
             for fault in pending:
                 acted = self._apply(fault) or acted
             if snapshot or pending:
-                self.sink(self.snapshot())
+                self.sink(self.snapshot(paused))
             if not holding:
                 return acted
 
@@ -460,7 +461,11 @@ class SimSource:
                            entry.frame, entry.src.index if entry.src is not None else None,
                            entry.dst.index, state, max(0, self.kernel.clock - entry.sent_at))
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, paused: bool | None = None) -> Snapshot:
+        """``paused``: as the worker read it when it decided to hold or go on (a pause
+        asked for meanwhile shows in the next snapshot, with the event it held at)."""
+        if paused is None:
+            paused = self._cmd.paused
         k = self.kernel
         fifo = {cookie for cookie, _ in k.chardev.fifo}
         contexts = tuple(
@@ -484,7 +489,7 @@ class SimSource:
                                       f"{skipped} events between two screen updates not shown"),
                              ) + events
         self._sent_seq = self._seq
-        return Snapshot("sim", k.clock, not self._cmd.paused, contexts, rows, counters, events,
+        return Snapshot("sim", k.clock, not paused, contexts, rows, counters, events,
                         self._status(), self._seq)
 
     def _status(self) -> str:
