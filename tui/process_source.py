@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 
 from .model import LogEvent, Snapshot
-from .sim_source import Clip, SimSource
+from .sim_source import Clip, SimSource, check_fault
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,7 @@ class ProcessSource:
         self._send("run_until_event", count)
 
     def inject(self, fault: str) -> None:
-        from .sim_source import FAULTS
-        if fault not in FAULTS:    # refused here, as SimSource does, not later in the child
-            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        check_fault(fault)
         self._send("inject", fault)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
@@ -195,8 +193,8 @@ class ProcessSource:
             self.finished = state["finished"]
 
     def _died(self) -> None:
-        code = self._process.exitcode if self._process is not None else None
-        self.error = self.error or f"the simulation process exited (code {code})"
+        self.error = self.error or \
+            f"the simulation process exited (code {self._process.exitcode})"
         self.finished = True
         self._deliver(_stopped(self._last, self.error))
 
@@ -280,4 +278,4 @@ def _child_main(conn, clip, options: dict, on_picture, log_level: int) -> None:
 def _state(source: SimSource) -> dict:
     return {"finished": source.finished, "error": source.error,
             "failed_pictures": source.failed_pictures, "loops": source.loops,
-            "finished_at": getattr(source, "finished_at", None)}
+            "finished_at": source.finished_at}

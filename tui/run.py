@@ -26,7 +26,7 @@ def quiet_stderr_logging():
 def run_app(source) -> int:
     # a simulation decoding in a thread of this process shares the GIL with the
     # screen (see SIM_SWITCH_INTERVAL); one in a child process (ProcessSource) does not
-    shares_gil = source.kind == "sim" and getattr(source, "in_process", True)
+    shares_gil = source.kind == "sim" and source.in_process
     app = DaedalusTui(source, switch_interval=SIM_SWITCH_INTERVAL if shares_gil else None,
                       ui_nice=UI_NICE)
     with quiet_stderr_logging():

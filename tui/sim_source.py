@@ -53,6 +53,12 @@ RECENT_DONE = 3           # completed entries that stay in the table, dimmed
 FAULTS = ("drop", "corrupt", "stall", "kill", "restart")
 
 
+def check_fault(fault: str) -> None:
+    """Refuse an unknown fault where it is asked for (the UI thread), not later."""
+    if fault not in FAULTS:
+        raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+
+
 class Quit(Exception):
     """Raised at a step boundary in the worker when the UI asked to stop."""
 
@@ -131,6 +137,7 @@ class SimSource:
     """Decodes ``clip`` through the simulated device in a thread, for the TUI."""
 
     kind = "sim"
+    in_process = True       # the decode shares this process's GIL (tui.run.run_app)
 
     def __init__(self, clip: Clip, *, loop: bool = True, seed: int = 0, watchdog_ms: int = 2000,
                  depth: int = 2, daemon_options: dict | None = None, realtime: bool = True,
@@ -170,6 +177,7 @@ class SimSource:
         self.failed_pictures = 0
         self.loops = 0
         self.finished = False
+        self.finished_at: float | None = None   # set before finished, on self.clock
         self.error: str | None = None
         self.daemon_state = "attached"
 
@@ -213,8 +221,7 @@ class SimSource:
         self._command(update)
 
     def inject(self, fault: str) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        check_fault(fault)
         self._command(lambda c: c.pending.append(fault))
 
     @property
