@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The 1080p decode benchmark: bare PyAV against the whole simulated device.
 
-    .venv/bin/python benchmarks/decode_1080p.py           # full: 150-frame clips, 3 runs,
-                                                          # RSS over 1,000 frames (~5 min)
+    .venv/bin/python benchmarks/decode_1080p.py           # full: 150-frame clips, 5 runs,
+                                                          # RSS over 1,000 frames (~2-4 min)
     .venv/bin/python benchmarks/decode_1080p.py --short   # CI: 16-frame clips, 1 run,
                                                           # RSS over 100 frames (< 2 min)
     .venv/bin/python benchmarks/decode_1080p.py --hw      # also in the kernel rig's VM

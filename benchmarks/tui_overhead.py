@@ -3,11 +3,16 @@
 The same packets (a VP9 clip, repeated ``--repeat`` times so that a decode lasts
 seconds, i.e. dozens of screen updates) are decoded through the simulated stack:
 
-* bare:     ``open_decoder("sim")`` + ``decode_through`` (what `decode` does);
+* bare:     ``open_decoder("sim")`` + ``decode_through`` (what `decode` does),
+            twice: in a new process (as `decode` runs: the process's first
+            decode) and in this one (warm: it has decoded before);
 * process:  what `demo --tui` and `decode --tui` run: ``ProcessSource`` (the
             simulation in a child process) with ``DaedalusTui`` attached
             headless (``App.run_test``), updating at REFRESH_HZ, its thread at
             nice +UI_NICE as ``run_app`` sets it;
+* noscreen: ``ProcessSource`` alone: the child process, its bookkeeping and
+            a snapshot asked for REFRESH_HZ times a second, nothing drawn: what
+            the screen adds is process minus noscreen;
 * thread:   the same with ``SimSource`` (the simulation in a thread of the
             app's process, sharing its GIL), for comparison.
 
@@ -15,18 +20,23 @@ For the TUI runs the source starts paused; once the app is up and has shown a
 snapshot it is resumed, and the decode is timed from there to the worker's
 last picture (the app's and the child's start-up are not decode time).
 
-Runs are interleaved (bare, process, thread, bare, ...) so drift in the
-machine's load hits all three; medians are reported, and each TUI run is also
-compared with the bare run just before it.  The load average before and after
+Runs are interleaved (bare, process, noscreen, thread, bare, ...) so drift in
+the machine's load hits them all; each run is compared with the bare run of
+its round that matches it -- a child process's first decode (process,
+noscreen) with bare in a new process, a decode in this process (thread) with
+bare in this process -- and the median of those ratios is reported with their
+middle half (25th-75th percentile), next to the ratio of the medians.  The load average before and after
 is printed (the machine is shared), and so is the UI thread's CPU per screen
 update, which a loaded machine disturbs much less.
 
-    python benchmarks/tui_overhead.py [--frames 150] [--repeat 2] [--size 1920x1080] [--runs 7]
+    python benchmarks/tui_overhead.py [--frames 150] [--repeat 2] [--size 1920x1080] [--runs 9]
+                                      [--variants process,noscreen,thread]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -37,11 +47,17 @@ from pathlib import Path
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
-from daedalus_v4l2.tui.app import SIM_SWITCH_INTERVAL, UI_NICE, DaedalusTui
+from daedalus_v4l2.tui.app import REFRESH_HZ, SIM_SWITCH_INTERVAL, UI_NICE, DaedalusTui
 from daedalus_v4l2.tui.process_source import ProcessSource
 from daedalus_v4l2.tui.sim_source import Clip, SimSource
 
 SOURCES = {"process": ProcessSource, "thread": SimSource}
+VARIANTS = ("process", "noscreen", "thread")
+LABELS = {"process": "TUI, sim in a process", "noscreen": "sim in a process, no screen",
+          "thread": "TUI, sim in a thread"}
+# What each is compared with: a child process's first decode with a new process's, a
+# decode in this (warm) process with one in this process.
+BASELINE = {"process": "new", "noscreen": "new", "thread": "warm"}
 UI_MS: dict[str, list[float]] = {name: [] for name in SOURCES}   # UI thread CPU ms per update
 
 
@@ -52,6 +68,61 @@ def bare(clip: Clip) -> float:
                                           clip.packets))
     assert n == len(clip.packets) or n
     return time.perf_counter() - start
+
+
+def _bare_child(clip: Clip, conn) -> None:
+    conn.send(bare(clip))
+    conn.close()
+
+
+def bare_in_a_new_process(clip: Clip) -> float:
+    """``bare`` as ``daedalus-v4l2 decode`` runs it: in a process of its own that has not
+    decoded anything yet (the imports are done before the clock starts).  A process's
+    first decode is slower than its next ones (the heap grows, page faults, libavcodec's
+    first use): 5-6 % here, paired.  ProcessSource's child is such a process, so it is
+    compared with this."""
+    ours, theirs = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("spawn").Process(target=_bare_child, args=(clip, theirs))
+    child.start()
+    theirs.close()
+    try:
+        if not ours.poll(300):
+            raise RuntimeError("the bare decode in a new process took over 300 s")
+        return ours.recv()
+    finally:
+        child.join(10)
+
+
+def without_screen(clip: Clip) -> tuple[float, float]:
+    """ProcessSource with nobody drawing: snapshots asked for (one on its way at a
+    time, as the app does) REFRESH_HZ times a second and dropped."""
+    arrived = threading.Event()
+    count = [0]
+
+    def deliver(snapshot) -> None:
+        count[0] += 1
+        arrived.set()
+    source = ProcessSource(clip, loop=False, realtime=True, start_paused=True)
+    source.start(deliver)
+    try:
+        source.request_snapshot()
+        if not arrived.wait(60):
+            raise RuntimeError("no snapshot from the child in 60 s")
+        arrived.clear()
+        first = count[0]
+        start = time.perf_counter()
+        source.set_paused(False)
+        while not source.finished:
+            due = time.perf_counter() + 1 / REFRESH_HZ
+            source.request_snapshot()
+            arrived.wait(1)
+            arrived.clear()
+            time.sleep(max(0.0, due - time.perf_counter()))
+        seconds = source.finished_at - start
+        assert source.error is None, source.error
+    finally:
+        source.stop()
+    return seconds, (count[0] - first) / seconds
 
 
 def with_tui(clip: Clip, kind: str) -> tuple[float, float]:
@@ -88,6 +159,17 @@ def with_tui(clip: Clip, kind: str) -> tuple[float, float]:
     return result[0]
 
 
+def run_variant(clip: Clip, variant: str) -> tuple[float, float]:
+    return without_screen(clip) if variant == "noscreen" else with_tui(clip, variant)
+
+
+def quartiles(xs: list[float]) -> tuple[float, float]:
+    if len(xs) < 2:
+        return xs[0], xs[0]
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=150)
@@ -95,8 +177,14 @@ def main() -> None:
     parser.add_argument("--size", default="1920x1080",
                         help="1920x1080 (default): the performance benchmark's VP9 clip "
                              "(daedalus_v4l2.bench, 4 tile columns, cached); else a synthetic clip")
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, from {','.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown or not variants:
+        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
     width, height = (int(v) for v in args.size.split("x"))
     if (width, height) == (1920, 1080):
         from daedalus_v4l2.bench import clip_path
@@ -108,40 +196,54 @@ def main() -> None:
     clip = Clip(list(one.packets) * args.repeat, one.codec, one.width, one.height, "bench")
     frames = args.frames * args.repeat
     bare(clip)                                   # warm up libavcodec and the imports
-    for kind in SOURCES:                         # and Textual
-        with_tui(Clip(one.packets[:30], one.codec, one.width, one.height), kind)
+    for variant in variants:                     # and Textual
+        run_variant(Clip(one.packets[:30], one.codec, one.width, one.height), variant)
     for values in UI_MS.values():
         values.clear()
     load_before = os.getloadavg()
-    plain: list[float] = []
-    tui: dict[str, list[float]] = {kind: [] for kind in SOURCES}
-    rates: dict[str, list[float]] = {kind: [] for kind in SOURCES}
-    for _ in range(args.runs):                   # interleaved, so drift hits all three
-        plain.append(bare(clip))
-        for kind in SOURCES:
-            seconds, rate = with_tui(clip, kind)
-            tui[kind].append(seconds)
-            rates[kind].append(rate)
+    base: dict[str, list[float]] = {"new": [], "warm": []}
+    timed: dict[str, list[float]] = {v: [] for v in variants}
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for run in range(args.runs):                 # interleaved, so drift hits them all
+        base["new"].append(bare_in_a_new_process(clip))
+        base["warm"].append(bare(clip))
+        for variant in variants:
+            seconds, rate = run_variant(clip, variant)
+            timed[variant].append(seconds)
+            rates[variant].append(rate)
+        print(f"run {run + 1}/{args.runs}: bare {base['new'][-1]:.3f} s (new process), "
+              f"{base['warm'][-1]:.3f} s (warm), "
+              + ", ".join(f"{v} {timed[v][-1]:.3f} s" for v in variants), flush=True)
     load_after = os.getloadavg()
 
     def runs(xs):
         return [round(x, 3) for x in xs]
-    p = statistics.median(plain)
+    medians = {k: statistics.median(v) for k, v in base.items()}
     print(f"clip: VP9 {width}x{height}, {args.frames} frames x {args.repeat} = {frames} pictures, "
           f"{args.runs} interleaved runs each (median); {os.cpu_count()} CPUs")
     print(f"load average (1/5/15 min): before {' '.join(f'{x:.2f}' for x in load_before)}, "
           f"after {' '.join(f'{x:.2f}' for x in load_after)}")
-    print(f"bare decode:            {p:.3f} s  ({frames / p:.0f} fps)   runs {runs(plain)}")
-    for kind, label in (("process", "TUI, sim in a process"), ("thread", "TUI, sim in a thread ")):
-        t = statistics.median(tui[kind])
+    for key, label in (("new", "bare, a new process:"), ("warm", "bare, this process (warm):")):
+        m = medians[key]
+        print(f"{label:<29} {m:.3f} s  ({frames / m:.0f} fps)   runs {runs(base[key])}")
+    for variant in variants:
+        t = statistics.median(timed[variant])
         # Each run's ratio to the bare run just before it: drift in the machine's speed
         # (a shared VM: +-20 % between runs) cancels out of the pairs better than out of medians.
-        paired = statistics.median(x / b for x, b in zip(tui[kind], plain))
-        print(f"{label}:  {t:.3f} s  ({frames / t:.0f} fps)   runs {runs(tui[kind])}")
-        print(f"    overhead {100 * (paired - 1):+.1f} % (median of paired runs; medians: "
-              f"{100 * (t / p - 1):+.1f} %){'  <- what demo/decode --tui run, target < 5 %' if kind == 'process' else ''}")
-        print(f"    screen updates {statistics.median(rates[kind]):.1f} per second, UI thread CPU "
-              f"{statistics.median(UI_MS[kind]):.1f} ms per update")
+        plain, p = base[BASELINE[variant]], medians[BASELINE[variant]]
+        ratios = [x / b for x, b in zip(timed[variant], plain)]
+        low, high = quartiles(ratios)
+        target = "  <- what demo/decode --tui run, target < 5 %" if variant == "process" else ""
+        print(f"{LABELS[variant] + ':':<29} {t:.3f} s  ({frames / t:.0f} fps)   runs {runs(timed[variant])}")
+        print(f"    overhead {100 * (statistics.median(ratios) - 1):+.1f} % against bare in "
+              f"{'a new' if BASELINE[variant] == 'new' else 'this'} process (median of paired runs; "
+              f"middle half {100 * (low - 1):+.1f} .. {100 * (high - 1):+.1f} %; medians: "
+              f"{100 * (t / p - 1):+.1f} %){target}")
+        ui = f", UI thread CPU {statistics.median(UI_MS[variant]):.1f} ms per update" \
+            if UI_MS.get(variant) else ""
+        what = "screen updates" if variant in SOURCES else "snapshots"
+        print(f"    {what} {statistics.median(rates[variant]):.1f} per second{ui}")
+
 
 if __name__ == "__main__":
     main()

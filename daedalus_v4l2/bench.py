@@ -19,7 +19,9 @@ motion (:func:`daedalus_v4l2.synth.make_clip`, cached outside the checkout in
     With ``--hw``: the same decode in the kernel rig's VM (``scripts/vm-run``,
     QEMU TCG: emulation, so reported and never compared with a target).
 
-and reported: fps (median of ``--repeat`` runs), the sim/bare ratio, ms per
+and reported: fps (median of ``--repeat`` runs), the sim/bare ratio (the median
+of each sim run against the bare run beside it, so that drift in the machine's
+speed cancels out), CPU time a picture for both paths (all threads), ms per
 frame by stage (client, sim kernel, protocol, daemon, libavcodec, packing;
 from one extra instrumented run), peak RSS and RSS growth over ``--rss-frames``
 frames after warm-up (the clip looped through one pipeline), the cost of
@@ -67,7 +69,7 @@ CLIP_SPECS: dict[str, dict] = {
 }
 CODECS = tuple(CLIP_SPECS)
 
-FULL = {"frames": 150, "repeat": 3, "rss_frames": 1000, "warmup": 100, "micro_repeat": 200}
+FULL = {"frames": 150, "repeat": 5, "rss_frames": 1000, "warmup": 100, "micro_repeat": 200}
 SHORT = {"frames": 16, "repeat": 1, "rss_frames": 100, "warmup": 20, "micro_repeat": 30}
 
 TARGETS = {"ratio": 0.95, "fps": 60.0, "pack_speedup": 2.0, "pack_ms": 1.0, "rss_growth_mb": 20.0}
@@ -587,16 +589,22 @@ def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dic
     bare_decode(clip, "SLICE")
     bare: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}
     sim: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
+    bare_cpu: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}   # ms a picture
+    sim_cpu: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
     parked = dict.fromkeys(SIM_THREADS, 0)  # CAPTURE buffers parked at once, at most
     peak = 0.0
     errors = 0
     for run in range(s.repeat):
         for thread_type in BARE_THREAD_TYPES:
+            cpu = time.process_time()
             n, seconds = bare_decode(clip, thread_type)
+            bare_cpu[thread_type].append(1e3 * (time.process_time() - cpu) / max(n, 1))
             bare[thread_type].append(n / seconds)
         for threads in SIM_THREADS:
             reset_peak_rss()
+            cpu = time.process_time()
             n, seconds, stats = sim_decode(clip, threads=threads)
+            sim_cpu[threads].append(1e3 * (time.process_time() - cpu) / max(n, 1))
             peak = max(peak, peak_rss_mb())
             errors += stats["errors"]
             if n != clip.frames:
@@ -611,6 +619,9 @@ def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dic
     sim_by_threads = {t: statistics.median(v) for t, v in sim.items()}
     sim_best = max(sim_by_threads, key=sim_by_threads.get)
     sim_fps = sim_by_threads[sim_best]
+    # Each run's sim against the bare run next to it: the machine's speed drifts between
+    # runs (a shared VM: +-10-20 %), and a pair shares most of that drift.
+    paired = [x / b for x, b in zip(sim[sim_best], bare[best])]
     stages = sim_stages(clip, sim_best)
     rss = rss_growth(clip, s.warmup, s.rss_frames, sim_best)
     progress(f"{codec}: RSS {rss['start_mb']:.1f} -> {rss['end_mb']:.1f} MB over {rss['frames']} frames")
@@ -619,8 +630,13 @@ def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dic
             "bare_fps": bare_fps, "bare_best": best, "bare_best_fps": bare_fps[best],
             "bare_slice_fps": bare_fps["SLICE"],
             "sim_fps": sim_fps, "sim_best": sim_best, "sim_fps_by_threads": sim_by_threads,
-            "sim_runs": sim, "sim_parked_max": parked, "ratio": sim_fps / bare_fps[best],
+            "sim_runs": sim, "sim_parked_max": parked, "ratio": statistics.median(paired),
+            "ratio_runs": paired, "ratio_of_medians": sim_fps / bare_fps[best],
             "ratio_slice": sim_fps / bare_fps["SLICE"],
+            # CPU of the whole process (every thread) a picture: what the path costs the
+            # machine, which a loaded machine disturbs much less than the fps
+            "bare_cpu_ms": statistics.median(bare_cpu[best]),
+            "sim_cpu_ms": statistics.median(sim_cpu[sim_best]),
             "stages_ms": stages, "peak_rss_mb": peak, "rss": rss, "errors": errors,
             "messages": _capture_messages(clip)}
 
@@ -711,7 +727,16 @@ def format_report(report: dict) -> str:
                      f"{r['rss']['growth_mb']:>+8.1f}MB/{r['rss']['frames']}f")
     lines.append("  (bare: PyAV alone, best of SLICE/FRAME/AUTO threads; sim: the daemon with "
                  "slice threads and a client 2 deep, or frame threads and a client 6 deep, the "
-                 "faster reported; sim/SLICE: against bare with slice threads)")
+                 "faster reported; sim/bare: median over the runs of each sim run against the "
+                 "bare run beside it; sim/SLICE: against bare with slice threads)")
+    lines += ["", "sim/bare run by run, and CPU time a picture (the whole process, every thread; "
+                  "median):"]
+    for codec, r in report["codecs"].items():
+        extra = r["sim_cpu_ms"] - r["bare_cpu_ms"]
+        lines.append(f"  {codec:<5} sim/bare {' '.join(f'{x:.3f}' for x in r['ratio_runs'])} "
+                     f"(ratio of the medians {r['ratio_of_medians']:.3f}); CPU bare "
+                     f"{r['bare_cpu_ms']:.2f} ms, sim {r['sim_cpu_ms']:.2f} ms: {extra:+.2f} ms "
+                     f"({100 * extra / r['bare_cpu_ms']:+.0f} %)")
     lines += ["", "sim path with its faster threads, ms per picture by stage (one instrumented "
                   "run; wall time, then the main thread's CPU time):"]
     names = list(STAGES) + ["transport", "overhead", "total"]

@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "streams (like ffmpeg -f rawvideo -pix_fmt p010le).")
     dec.add_argument("input", metavar="INPUT", help="IVF, WebM/MKV or MP4 file (VP9, H.264, AV1)")
     dec.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                     help="raw NV12 (8-bit) or P010LE (10-bit) output file ('-' for stdout)")
+                     help="raw NV12 (8-bit) or P010LE (10-bit) output file ('-': standard "
+                          "output, when it is not a terminal)")
     dec.add_argument("--backend", choices=("sim", "hw"), default="sim",
                      help="sim: simulated kernel and daemon in this process (default); "
                           "hw: the daedalus_v4l2 kernel module, with the daemon running")
@@ -163,6 +164,12 @@ def cmd_decode(args) -> int:
     from .decode import capture_format_for, decode_through
     from .progress import Progress
 
+    if args.output == "-" and sys.stdout.isatty():
+        # raw pictures are megabytes of binary: on a terminal they are garbage (and with
+        # --tui they would land on the screen the app draws on), as gzip refuses too
+        print(f"{PROG}: error: refusing to write raw pictures to a terminal: redirect "
+              f"standard output, or give a file with -o", file=sys.stderr)
+        return 2
     if args.tui:
         return _decode_tui(args)
     if args.backend == "hw" and args.threads != "slice":

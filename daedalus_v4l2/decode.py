@@ -20,7 +20,7 @@ from .codecs import vp9
 from .errors import BitstreamError, DeviceError, UnsupportedError
 from .proto import Plane
 from .v4l2 import uapi
-from .v4l2.client import CAPTURE, OUTPUT, Request, StatelessDecoder
+from .v4l2.client import CAPTURE, OUTPUT, StatelessDecoder
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import av
 
 from . import dispatch, pixels, proto
 from .codecs import vp9
-from .errors import BitstreamError, DecodeError, UnsupportedError
+from .errors import DecodeError, UnsupportedError
 
 log = logging.getLogger(__name__)
 

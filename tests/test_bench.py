@@ -28,8 +28,11 @@ def test_every_codec_reports_every_field(report):
         assert set(r["bare_fps"]) == set(bench.BARE_THREAD_TYPES)
         assert r["bare_best"] in bench.BARE_THREAD_TYPES
         for key in ("bare_best_fps", "bare_slice_fps", "sim_fps", "ratio", "ratio_slice",
-                    "peak_rss_mb"):
+                    "ratio_of_medians", "peak_rss_mb", "bare_cpu_ms", "sim_cpu_ms"):
             assert r[key] > 0, (codec, key)
+        # one run: the paired ratio is that run's sim against its bare run
+        assert r["ratio_runs"] == [r["ratio"]]
+        assert r["ratio"] == pytest.approx(r["sim_fps"] / r["bare_best_fps"])
         assert {t: len(runs) for t, runs in r["sim_runs"].items()} == dict.fromkeys(bench.SIM_THREADS, 1)
         assert r["sim_best"] in bench.SIM_THREADS
         assert all(fps > 0 for fps in r["sim_fps_by_threads"].values())
@@ -64,7 +67,7 @@ def test_report_prints_and_serializes(report):
     for codec in CODECS:
         assert codec in text
     for word in ("sim/bare", "peak RSS", "RSS growth", "libavcodec", "packing", "protocol",
-                 "load average", "targets:"):
+                 "load average", "targets:", "CPU time a picture", "ratio of the medians"):
         assert word in text, word
     assert report["hw"] is None
     assert all(isinstance(ok, bool) for ok in report["verdict"].values())

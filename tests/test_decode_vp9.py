@@ -112,6 +112,29 @@ def test_decode_to_stdout(clips, capsysbinary):
     assert frame_md5s(raw, 352, 288) == frame_md5s(ffmpeg_nv12(clip), 352, 288)
 
 
+@pytest.mark.parametrize("tui", [False, True], ids=["plain", "tui"])
+def test_decode_refuses_to_write_pictures_to_a_terminal(clips, tui):
+    """`-o -` on a terminal: megabytes of binary (with --tui, over the app's screen).
+    Refused with exit 2 before anything is decoded; a redirected stdout still works
+    (test_decode_to_stdout)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "daedalus_v4l2", "decode",
+                               str(clips["realtime-352x288.ivf"]), "-o", "-"]
+                              + (["--tui"] if tui else []),
+                              stdout=terminal, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 2
+    assert "refusing to write raw pictures to a terminal" in done.stderr
+
+
 def test_decode_of_a_missing_file_says_so(tmp_path, capsys):
     assert cli.main(["decode", str(tmp_path / "nope.ivf"), "-o", str(tmp_path / "o")]) == 1
     assert "nope.ivf" in capsys.readouterr().err

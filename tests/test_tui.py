@@ -266,6 +266,52 @@ def test_inflight_columns_line_up_under_their_headers():
     assert [cell(second, k) for k, *_ in COLUMNS] == ["7", "2", "h264", "-", "-", "0", "done", "1"]
 
 
+def test_the_event_log_grows_without_a_layout_of_the_screen(monkeypatch):
+    """A write that adds lines changes only the log's scrollbar, not where anything
+    sits: it must not ask for a layout of the whole screen (Log's virtual_size does,
+    on every write, until the log is full: each one re-rendered every widget)."""
+    from textual.app import App
+    from textual.screen import Screen
+
+    from daedalus_v4l2.tui.model import LogEvent
+
+    class LogOnly(App):
+        def compose(self):
+            yield EventLog()
+
+    layouts = []
+    refresh_layout = Screen._refresh_layout
+
+    def counting(self, *args, **kwargs):
+        layouts.append(args)
+        return refresh_layout(self, *args, **kwargs)
+    monkeypatch.setattr(Screen, "_refresh_layout", counting)
+
+    def batch(start: int, n: int = 30) -> tuple[LogEvent, ...]:
+        return tuple(LogEvent(seq, seq, "done", 1, seq, "ok") for seq in range(start, start + n))
+
+    async def go():
+        app = LogOnly()
+        async with app.run_test(size=(80, 12)) as pilot:
+            log = app.query_one(EventLog)
+            log.add_events(batch(0))            # more lines than fit: the scrollbar appears
+            log.flush()
+            await pilot.pause()
+            assert log.show_vertical_scrollbar
+            layouts.clear()
+            for start in range(30, 300, 30):
+                log.add_events(batch(start))
+                log.flush()
+                await pilot.pause()
+            assert layouts == []
+            assert len(log.lines) == 300
+            assert log.vertical_scrollbar.window_virtual_size == 300
+            assert log.scroll_y == log.max_scroll_y == 300 - log.scrollable_content_region.height
+            assert log.lines[-1].rstrip().endswith("#299   ok")
+            await pilot.press("q")
+    asyncio.run(go())
+
+
 def test_filter_and_wide_layout(small_clip):
     async def go():
         app = DaedalusTui(frozen_source(small_clip))
@@ -501,3 +547,25 @@ def test_the_gil_switch_interval_is_shortened_while_the_sim_runs(small_clip, mon
     assert tui_run.run_app(frozen_source(small_clip)) == 0
     assert seen["during"] == pytest.approx(SIM_SWITCH_INTERVAL) != before
     assert sys.getswitchinterval() == before
+
+
+def test_the_overhead_benchmark_compares_each_variant_with_its_own_bare_decode():
+    """benchmarks/tui_overhead.py, tiny: every variant runs and is paired with the bare
+    decode it stands for (a child process with a new process, a thread with this one)."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "tui_overhead.py"
+    done = subprocess.run([sys.executable, str(script), "--runs", "1", "--frames", "8",
+                           "--repeat", "1", "--size", "176x144"],
+                          capture_output=True, text=True, timeout=TIMEOUT * 2)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    for line in ("bare, a new process:", "bare, this process (warm):", "TUI, sim in a process:",
+                 "sim in a process, no screen:", "TUI, sim in a thread:"):
+        assert line in out, (line, out)
+    overheads = [line for line in out.splitlines() if "overhead" in line]
+    assert [("a new process" in line, "this process" in line) for line in overheads] == \
+        [(True, False), (True, False), (False, True)], overheads
+    assert "screen updates" in out and "snapshots" in out

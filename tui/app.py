@@ -49,11 +49,11 @@ SIM_ACTIONS = {"toggle_pause", "step", "fault"}
 class DaedalusTui(App):
     TITLE = "daedalus-v4l2"
     ENABLE_COMMAND_PALETTE = False
-    CSS = f"""
-    #main {{ height: 1fr; layout: vertical; }}
-    #main.wide {{ layout: horizontal; }}
-    #main.wide InflightTable {{ width: 1fr; }}
-    #main.wide EventLog {{ width: 1fr; }}
+    CSS = """
+    #main { height: 1fr; layout: vertical; }
+    #main.wide { layout: horizontal; }
+    #main.wide InflightTable { width: 1fr; }
+    #main.wide EventLog { width: 1fr; }
     """
     BINDINGS = [
         Binding("q", "quit", "Quit"),

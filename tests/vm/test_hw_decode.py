@@ -58,13 +58,14 @@ def decode_hw(clip: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def check_bit_exact(clip, width, height, frames, tmp_path, share_dir, pix_fmt="nv12",
-                    decode_args=()):
+                    decode_args=(), reference=None):
+    """``reference(clip, pix_fmt)``: the expected raw frames (default: ffmpeg's)."""
     before, log_before = debugfs_counters(), len(daemon_log(share_dir))
     out = tmp_path / f"out.{pix_fmt}"
     r = decode_hw(clip, out, *decode_args)
     assert r.returncode == 0, r.stdout + r.stderr
     after = debugfs_counters()
-    expected = frame_md5s(ffmpeg_raw(clip, pix_fmt), width, height, pix_fmt)
+    expected = frame_md5s((reference or ffmpeg_raw)(clip, pix_fmt), width, height, pix_fmt)
     got = frame_md5s(out.read_bytes(), width, height, pix_fmt)
     assert len(expected) == frames
     mismatched = [i for i, (a, b) in enumerate(zip(got, expected)) if a != b]
@@ -164,18 +165,8 @@ def test_decode_av1_bit_exact(hw, clip, tmp_path, share_dir):
     from tests.test_av1_decode import dav1d_raw  # Debian's ffmpeg, naming libdav1d
 
     path = clip(".ivf", **AV1_CLIP)
-    before = debugfs_counters()
-    out = tmp_path / "out.nv12"
-    r = decode_hw(path, out)
-    assert r.returncode == 0, r.stdout + r.stderr
-    after = debugfs_counters()
-    w, h, frames = AV1_CLIP["width"], AV1_CLIP["height"], AV1_CLIP["frames"]
-    expected = frame_md5s(dav1d_raw(path, "nv12"), w, h)
-    assert len(expected) == frames
-    assert frame_md5s(out.read_bytes(), w, h) == expected
-    assert after["jobs"] - before["jobs"] >= frames
-    for counter in ("errors", "watchdog_expiries", "unknown_cookie", "rejected_messages"):
-        assert after[counter] == before[counter], f"{counter}: {before[counter]} -> {after[counter]}"
+    check_bit_exact(path, AV1_CLIP["width"], AV1_CLIP["height"], AV1_CLIP["frames"], tmp_path,
+                    share_dir, reference=dav1d_raw)
 
 
 def test_decode_vp9_profile_2_to_p010_bit_exact(hw, tmp_path, share_dir):
