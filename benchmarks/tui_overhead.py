@@ -25,9 +25,10 @@ the machine's load hits them all; each run is compared with the bare run of
 its round that matches it -- a child process's first decode (process,
 noscreen) with bare in a new process, a decode in this process (thread) with
 bare in this process -- and the median of those ratios is reported with their
-middle half (25th-75th percentile), next to the ratio of the medians.  The load average before and after
-is printed (the machine is shared), and so is the UI thread's CPU per screen
-update, which a loaded machine disturbs much less.
+middle half (25th-75th percentile), next to the ratio of the medians.  The
+load average before and after is printed (the machine is shared), and so is
+the UI thread's CPU per screen update, which a loaded machine disturbs much
+less.
 
     python benchmarks/tui_overhead.py [--frames 150] [--repeat 2] [--size 1920x1080] [--runs 9]
                                       [--variants process,noscreen,thread]
@@ -62,35 +63,50 @@ UI_MS: dict[str, list[float]] = {name: [] for name in SOURCES}   # UI thread CPU
 
 
 def bare(clip: Clip) -> float:
-    start = time.perf_counter()
+    """Seconds from the open stack (kernel, daemon, decoder) to the last picture: where
+    a TUI run's clock starts too (its worker holds, paused, once the simulated kernel
+    is built and the daemon's chardev open; the first open of the stack in a process
+    also imports the sim backend, 30-40 ms)."""
     with open_decoder("sim") as opened:
+        start = time.perf_counter()
         n = sum(1 for _ in decode_through(opened.decoder, clip.codec, clip.width, clip.height,
                                           clip.packets))
+        seconds = time.perf_counter() - start
     assert n == len(clip.packets) or n
-    return time.perf_counter() - start
+    return seconds
 
 
 def _bare_child(clip: Clip, conn) -> None:
-    conn.send(bare(clip))
-    conn.close()
+    try:
+        conn.send(("ok", bare(clip)))
+    except BaseException as exc:    # the parent says what went wrong, not just EOFError
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
 
 
 def bare_in_a_new_process(clip: Clip) -> float:
     """``bare`` as ``daedalus-v4l2 decode`` runs it: in a process of its own that has not
     decoded anything yet (the imports are done before the clock starts).  A process's
     first decode is slower than its next ones (the heap grows, page faults, libavcodec's
-    first use): 5-6 % here, paired.  ProcessSource's child is such a process, so it is
-    compared with this."""
+    first use; the report prints both).  ProcessSource's child is such a process, so it
+    is compared with this."""
     ours, theirs = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("spawn").Process(target=_bare_child, args=(clip, theirs))
+    child = multiprocessing.get_context("spawn").Process(target=_bare_child, args=(clip, theirs),
+                                                         daemon=True)
     child.start()
     theirs.close()
     try:
         if not ours.poll(300):
             raise RuntimeError("the bare decode in a new process took over 300 s")
-        return ours.recv()
+        status, value = ours.recv()
+        if status != "ok":
+            raise RuntimeError(f"the bare decode in a new process failed: {value}")
+        return value
     finally:
         child.join(10)
+        if child.is_alive():
+            child.terminate()
 
 
 def without_screen(clip: Clip) -> tuple[float, float]:
@@ -228,17 +244,18 @@ def main() -> None:
         print(f"{label:<29} {m:.3f} s  ({frames / m:.0f} fps)   runs {runs(base[key])}")
     for variant in variants:
         t = statistics.median(timed[variant])
-        # Each run's ratio to the bare run just before it: drift in the machine's speed
+        # Each run's ratio to the bare run of its round: drift in the machine's speed
         # (a shared VM: +-20 % between runs) cancels out of the pairs better than out of medians.
         plain, p = base[BASELINE[variant]], medians[BASELINE[variant]]
         ratios = [x / b for x, b in zip(timed[variant], plain)]
         low, high = quartiles(ratios)
         target = "  <- what demo/decode --tui run, target < 5 %" if variant == "process" else ""
-        print(f"{LABELS[variant] + ':':<29} {t:.3f} s  ({frames / t:.0f} fps)   runs {runs(timed[variant])}")
+        print(f"{LABELS[variant] + ':':<29} {t:.3f} s  ({frames / t:.0f} fps)   "
+              f"runs {runs(timed[variant])}")
+        which = "a new" if BASELINE[variant] == "new" else "this"
         print(f"    overhead {100 * (statistics.median(ratios) - 1):+.1f} % against bare in "
-              f"{'a new' if BASELINE[variant] == 'new' else 'this'} process (median of paired runs; "
-              f"middle half {100 * (low - 1):+.1f} .. {100 * (high - 1):+.1f} %; medians: "
-              f"{100 * (t / p - 1):+.1f} %){target}")
+              f"{which} process (median of paired runs; middle half {100 * (low - 1):+.1f} .. "
+              f"{100 * (high - 1):+.1f} %; medians: {100 * (t / p - 1):+.1f} %){target}")
         ui = f", UI thread CPU {statistics.median(UI_MS[variant]):.1f} ms per update" \
             if UI_MS.get(variant) else ""
         what = "screen updates" if variant in SOURCES else "snapshots"

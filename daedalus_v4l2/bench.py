@@ -633,10 +633,11 @@ def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dic
             "sim_runs": sim, "sim_parked_max": parked, "ratio": statistics.median(paired),
             "ratio_runs": paired, "ratio_of_medians": sim_fps / bare_fps[best],
             "ratio_slice": sim_fps / bare_fps["SLICE"],
-            # CPU of the whole process (every thread) a picture: what the path costs the
-            # machine, which a loaded machine disturbs much less than the fps
-            "bare_cpu_ms": statistics.median(bare_cpu[best]),
-            "sim_cpu_ms": statistics.median(sim_cpu[sim_best]),
+            # CPU of the whole process (every thread) a picture, for each thread setting
+            # both paths have: what the emulation costs the machine with the threads
+            # alike, which a loaded machine disturbs much less than the fps
+            "cpu_ms": {t: {"bare": statistics.median(bare_cpu[t]),
+                           "sim": statistics.median(sim_cpu[t])} for t in SIM_THREADS},
             "stages_ms": stages, "peak_rss_mb": peak, "rss": rss, "errors": errors,
             "messages": _capture_messages(clip)}
 
@@ -730,13 +731,14 @@ def format_report(report: dict) -> str:
                  "faster reported; sim/bare: median over the runs of each sim run against the "
                  "bare run beside it; sim/SLICE: against bare with slice threads)")
     lines += ["", "sim/bare run by run, and CPU time a picture (the whole process, every thread; "
-                  "median):"]
+                  "median) with the same threads on both paths:"]
     for codec, r in report["codecs"].items():
-        extra = r["sim_cpu_ms"] - r["bare_cpu_ms"]
+        cpu = "; ".join(
+            f"{t} bare {c['bare']:.2f} ms, sim {c['sim']:.2f} ms "
+            f"({c['sim'] - c['bare']:+.2f} ms, {100 * (c['sim'] / c['bare'] - 1):+.0f} %)"
+            for t, c in r["cpu_ms"].items())
         lines.append(f"  {codec:<5} sim/bare {' '.join(f'{x:.3f}' for x in r['ratio_runs'])} "
-                     f"(ratio of the medians {r['ratio_of_medians']:.3f}); CPU bare "
-                     f"{r['bare_cpu_ms']:.2f} ms, sim {r['sim_cpu_ms']:.2f} ms: {extra:+.2f} ms "
-                     f"({100 * extra / r['bare_cpu_ms']:+.0f} %)")
+                     f"(ratio of the medians {r['ratio_of_medians']:.3f}); CPU {cpu}")
     lines += ["", "sim path with its faster threads, ms per picture by stage (one instrumented "
                   "run; wall time, then the main thread's CPU time):"]
     names = list(STAGES) + ["transport", "overhead", "total"]

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -164,10 +165,11 @@ def cmd_decode(args) -> int:
     from .decode import capture_format_for, decode_through
     from .progress import Progress
 
-    if args.output == "-" and sys.stdout.isatty():
+    if _is_a_terminal(args.output):
         # raw pictures are megabytes of binary: on a terminal they are garbage (and with
         # --tui they would land on the screen the app draws on), as gzip refuses too
-        print(f"{PROG}: error: refusing to write raw pictures to a terminal: redirect "
+        print(f"{PROG}: error: refusing to write raw pictures to a terminal "
+              f"({'standard output' if args.output == '-' else args.output}): redirect "
               f"standard output, or give a file with -o", file=sys.stderr)
         return 2
     if args.tui:
@@ -204,6 +206,22 @@ def cmd_decode(args) -> int:
         print(f"{PROG}: {written} frames written to {args.output}"
               + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _is_a_terminal(output: str) -> bool:
+    """``-o`` names a terminal: standard output on one, or a tty device (/dev/tty)."""
+    if output == "-":
+        return sys.stdout.isatty()
+    try:
+        if not stat.S_ISCHR(os.stat(output).st_mode):
+            return False
+        fd = os.open(output, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False        # not there yet, or not writable: decode says so when it opens it
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
 
 
 def _decode_tui(args) -> int:

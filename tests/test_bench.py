@@ -28,8 +28,10 @@ def test_every_codec_reports_every_field(report):
         assert set(r["bare_fps"]) == set(bench.BARE_THREAD_TYPES)
         assert r["bare_best"] in bench.BARE_THREAD_TYPES
         for key in ("bare_best_fps", "bare_slice_fps", "sim_fps", "ratio", "ratio_slice",
-                    "ratio_of_medians", "peak_rss_mb", "bare_cpu_ms", "sim_cpu_ms"):
+                    "ratio_of_medians", "peak_rss_mb"):
             assert r[key] > 0, (codec, key)
+        assert set(r["cpu_ms"]) == set(bench.SIM_THREADS)
+        assert all(c["bare"] > 0 and c["sim"] > 0 for c in r["cpu_ms"].values()), codec
         # one run: the paired ratio is that run's sim against its bare run
         assert r["ratio_runs"] == [r["ratio"]]
         assert r["ratio"] == pytest.approx(r["sim_fps"] / r["bare_best_fps"])
@@ -73,6 +75,36 @@ def test_report_prints_and_serializes(report):
     assert all(isinstance(ok, bool) for ok in report["verdict"].values())
     assert len(report["verdict"]) == 4 * len(CODECS) + 4
     json.loads(json.dumps(report, default=str))
+
+
+def test_sim_over_bare_pairs_each_run_with_the_bare_run_of_its_round(monkeypatch, tmp_path):
+    """Three rounds in which the machine slows down: each sim run is divided by the bare
+    run beside it (with the best thread settings of each), not by a median of runs."""
+    # seconds for 10 pictures, round by round (bare SLICE starts with bench_codec's warm-up)
+    bare_runs = {"SLICE": iter([9.0, 1.0, 2.0, 4.0]), "FRAME": iter([2.0, 4.0, 8.0]),
+                 "AUTO": iter([1.5, 3.0, 6.0])}
+    sim_runs = {"SLICE": iter([1.25, 2.0, 5.0]), "FRAME": iter([3.0, 6.0, 12.0])}
+
+    def sim_decode(clip, threads="SLICE", limit=None, **kwargs):
+        if limit is not None:                                   # the warm-up
+            return limit, 1.0, {}
+        return 10, next(sim_runs[threads]), {"errors": 0, "parked_max": 0}
+
+    path = tmp_path / "clip.ivf"
+    path.write_bytes(b"IVF")
+    clip = bench.Clip("vp9", path, 64, 64, "yuv420p", "vp9", [b""] * 10)
+    monkeypatch.setattr(bench, "load_clip", lambda *args: clip)
+    monkeypatch.setattr(bench, "bare_decode", lambda c, t, loops=1: (10, next(bare_runs[t])))
+    monkeypatch.setattr(bench, "sim_decode", sim_decode)
+    monkeypatch.setattr(bench, "sim_stages", lambda c, t: {})
+    monkeypatch.setattr(bench, "rss_growth", lambda *a: {"start_mb": 0, "end_mb": 0, "frames": 0})
+    monkeypatch.setattr(bench, "_capture_messages", lambda c: {})
+    r = bench.bench_codec("vp9", bench.Settings(codecs=("vp9",), repeat=3, cache=tmp_path),
+                          lambda line: None)
+    assert (r["bare_best"], r["sim_best"]) == ("SLICE", "SLICE")   # 5 fps median each
+    assert r["ratio_runs"] == pytest.approx([1.0 / 1.25, 2.0 / 2.0, 4.0 / 5.0])
+    assert r["ratio"] == pytest.approx(0.8)
+    assert r["ratio_of_medians"] == pytest.approx(1.0)
 
 
 def test_the_command_is_registered():

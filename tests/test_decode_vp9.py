@@ -113,26 +113,34 @@ def test_decode_to_stdout(clips, capsysbinary):
 
 
 @pytest.mark.parametrize("tui", [False, True], ids=["plain", "tui"])
-def test_decode_refuses_to_write_pictures_to_a_terminal(clips, tui):
-    """`-o -` on a terminal: megabytes of binary (with --tui, over the app's screen).
-    Refused with exit 2 before anything is decoded; a redirected stdout still works
-    (test_decode_to_stdout)."""
+@pytest.mark.parametrize("how", ["stdout", "path"])
+def test_decode_refuses_to_write_pictures_to_a_terminal(clips, tui, how):
+    """`-o -` on a terminal, or `-o /dev/pts/N`: megabytes of binary (with --tui, over
+    the app's screen).  Refused with exit 2 before anything is decoded; a redirected
+    stdout still works (test_decode_to_stdout), and so does /dev/null."""
     import os
     import pty
     import subprocess
     import sys
 
     controller, terminal = pty.openpty()
+    output = "-" if how == "stdout" else os.ttyname(terminal)
     try:
+        # Nothing reads the terminal: a decode that wrote to it would block, and fail
+        # on the timeout.
         done = subprocess.run([sys.executable, "-m", "daedalus_v4l2", "decode",
-                               str(clips["realtime-352x288.ivf"]), "-o", "-"]
+                               str(clips["realtime-352x288.ivf"]), "-o", output]
                               + (["--tui"] if tui else []),
-                              stdout=terminal, stderr=subprocess.PIPE, text=True, timeout=120)
+                              stdout=terminal, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(terminal)
         os.close(controller)
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr
     assert "refusing to write raw pictures to a terminal" in done.stderr
+
+
+def test_decode_to_dev_null(clips):
+    assert cli.main(["decode", str(clips["realtime-352x288.ivf"]), "-o", "/dev/null", "-q"]) == 0
 
 
 def test_decode_of_a_missing_file_says_so(tmp_path, capsys):

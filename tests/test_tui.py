@@ -294,10 +294,9 @@ def test_the_event_log_grows_without_a_layout_of_the_screen(monkeypatch):
         app = LogOnly()
         async with app.run_test(size=(80, 12)) as pilot:
             log = app.query_one(EventLog)
-            log.add_events(batch(0))            # more lines than fit: the scrollbar appears
+            log.add_events(batch(0))            # more lines than fit
             log.flush()
             await pilot.pause()
-            assert log.show_vertical_scrollbar
             layouts.clear()
             for start in range(30, 300, 30):
                 log.add_events(batch(start))
@@ -308,6 +307,43 @@ def test_the_event_log_grows_without_a_layout_of_the_screen(monkeypatch):
             assert log.vertical_scrollbar.window_virtual_size == 300
             assert log.scroll_y == log.max_scroll_y == 300 - log.scrollable_content_region.height
             assert log.lines[-1].rstrip().endswith("#299   ok")
+            await pilot.press("q")
+    asyncio.run(go())
+
+
+def test_the_event_log_stays_where_the_user_scrolled_until_they_scroll_back_down():
+    from textual.app import App
+
+    from daedalus_v4l2.tui.model import LogEvent
+
+    class LogOnly(App):
+        def compose(self):
+            yield EventLog()
+
+    def write(log, start: int, n: int = 30) -> None:
+        log.add_events(tuple(LogEvent(seq, seq, "done", 1, seq, "ok")
+                             for seq in range(start, start + n)))
+        log.flush()
+
+    async def go():
+        app = LogOnly()
+        async with app.run_test(size=(80, 12)) as pilot:
+            log = app.query_one(EventLog)
+            write(log, 0)
+            await pilot.pause()
+            assert log.following and log.scroll_y == log.max_scroll_y > 0
+            log.scroll_to(y=0, animate=False, immediate=True)    # the user scrolls up
+            await pilot.pause()
+            for start in (30, 60):
+                write(log, start)
+                await pilot.pause()
+                assert not log.following and log.scroll_y == 0
+            log.scroll_end(animate=False, immediate=True)        # and back down
+            await pilot.pause()
+            write(log, 90)
+            await pilot.pause()
+            assert log.following and log.scroll_y == log.max_scroll_y
+            assert log.lines[-1].rstrip().endswith("#119   ok")
             await pilot.press("q")
     asyncio.run(go())
 

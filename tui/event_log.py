@@ -36,11 +36,11 @@ class EventLog(Log):
 
     ctx_filter: reactive[int | None] = reactive(None)
     # Log sets ``virtual_size`` on every write while it fills up, and on Widget that
-    # asks for a layout of the whole screen: each one re-rendered every widget, ~40 %
-    # of the screen's CPU in a profile of a 1080p decode.  More lines never move or
-    # resize the log, they only change its scrollbar, so here a new size updates the
-    # scrollbar alone (the scrollbar appearing still asks for a layout by itself).
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=False)
+    # asks for a layout of the whole screen: each one re-rendered every widget.  More
+    # lines never move or resize the log (its vertical scrollbar is always there: Log's
+    # overflow-y is scroll), they only change the scrollbar's thumb, so here a new size
+    # updates the scrollbar alone.
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(max_lines=KEEP, auto_scroll=False, **kwargs)
@@ -80,8 +80,6 @@ class EventLog(Log):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self._base: Style | None = None
-        self.following = True      # keep the newest line in view (until the user scrolls up)
         pending, self._pending = self._pending, []
         self._last_write = time.monotonic()
         self._write(pending)
