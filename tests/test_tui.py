@@ -15,6 +15,7 @@ import asyncio
 import time
 
 import pytest
+from textual.app import App
 
 from daedalus_v4l2 import cli
 from daedalus_v4l2.synth import VP9_GOOD
@@ -22,7 +23,7 @@ from daedalus_v4l2.tui import run as tui_run
 from daedalus_v4l2.tui.app import UI_NICE, DaedalusTui
 from daedalus_v4l2.tui.event_log import EventLog
 from daedalus_v4l2.tui.inflight_table import COLUMNS, GAP, InflightTable
-from daedalus_v4l2.tui.model import InflightRow
+from daedalus_v4l2.tui.model import InflightRow, LogEvent
 from daedalus_v4l2.tui.process_source import ProcessSource
 from daedalus_v4l2.tui.sim_source import Clip, SimSource, StepClock
 
@@ -234,7 +235,6 @@ def test_updates_keep_coming_while_decoding(small_clip):
 def test_inflight_columns_line_up_under_their_headers():
     """Numbers right-aligned under right-aligned headers, text left-aligned: each
     value sits in its header's cells, and no column is empty."""
-    from textual.app import App
 
     class TableOnly(App):
         def compose(self):
@@ -266,18 +266,23 @@ def test_inflight_columns_line_up_under_their_headers():
     assert [cell(second, k) for k, *_ in COLUMNS] == ["7", "2", "h264", "-", "-", "0", "done", "1"]
 
 
+class LogOnly(App):
+    def compose(self):
+        yield EventLog()
+
+
+def write_events(log: EventLog, start: int, n: int = 30) -> None:
+    """Events ``start`` .. ``start + n - 1``, one line each, written now."""
+    log.add_events(tuple(LogEvent(seq, seq, "done", 1, seq, "ok")
+                         for seq in range(start, start + n)))
+    log.flush()
+
+
 def test_the_event_log_grows_without_a_layout_of_the_screen(monkeypatch):
     """A write that adds lines changes only the log's scrollbar, not where anything
     sits: it must not ask for a layout of the whole screen (Log's virtual_size does,
     on every write, until the log is full: each one re-rendered every widget)."""
-    from textual.app import App
     from textual.screen import Screen
-
-    from daedalus_v4l2.tui.model import LogEvent
-
-    class LogOnly(App):
-        def compose(self):
-            yield EventLog()
 
     layouts = []
     refresh_layout = Screen._refresh_layout
@@ -287,20 +292,15 @@ def test_the_event_log_grows_without_a_layout_of_the_screen(monkeypatch):
         return refresh_layout(self, *args, **kwargs)
     monkeypatch.setattr(Screen, "_refresh_layout", counting)
 
-    def batch(start: int, n: int = 30) -> tuple[LogEvent, ...]:
-        return tuple(LogEvent(seq, seq, "done", 1, seq, "ok") for seq in range(start, start + n))
-
     async def go():
         app = LogOnly()
         async with app.run_test(size=(80, 12)) as pilot:
             log = app.query_one(EventLog)
-            log.add_events(batch(0))            # more lines than fit
-            log.flush()
+            write_events(log, 0)                # more lines than fit
             await pilot.pause()
             layouts.clear()
             for start in range(30, 300, 30):
-                log.add_events(batch(start))
-                log.flush()
+                write_events(log, start)
                 await pilot.pause()
             assert layouts == []
             assert len(log.lines) == 300
@@ -312,35 +312,22 @@ def test_the_event_log_grows_without_a_layout_of_the_screen(monkeypatch):
 
 
 def test_the_event_log_stays_where_the_user_scrolled_until_they_scroll_back_down():
-    from textual.app import App
-
-    from daedalus_v4l2.tui.model import LogEvent
-
-    class LogOnly(App):
-        def compose(self):
-            yield EventLog()
-
-    def write(log, start: int, n: int = 30) -> None:
-        log.add_events(tuple(LogEvent(seq, seq, "done", 1, seq, "ok")
-                             for seq in range(start, start + n)))
-        log.flush()
-
     async def go():
         app = LogOnly()
         async with app.run_test(size=(80, 12)) as pilot:
             log = app.query_one(EventLog)
-            write(log, 0)
+            write_events(log, 0)
             await pilot.pause()
             assert log.following and log.scroll_y == log.max_scroll_y > 0
             log.scroll_to(y=0, animate=False, immediate=True)    # the user scrolls up
             await pilot.pause()
             for start in (30, 60):
-                write(log, start)
+                write_events(log, start)
                 await pilot.pause()
                 assert not log.following and log.scroll_y == 0
             log.scroll_end(animate=False, immediate=True)        # and back down
             await pilot.pause()
-            write(log, 90)
+            write_events(log, 90)
             await pilot.pause()
             assert log.following and log.scroll_y == log.max_scroll_y
             assert log.lines[-1].rstrip().endswith("#119   ok")
