@@ -3,9 +3,10 @@
 The same packets (a VP9 clip, repeated ``--repeat`` times so that a decode lasts
 seconds, i.e. dozens of screen updates) are decoded through the simulated stack:
 
-* bare:     ``open_decoder("sim")`` + ``decode_through`` (what `decode` does),
-            twice: in a new process (as `decode` runs: the process's first
-            decode) and in this one (warm: it has decoded before);
+* bare:     ``open_decoder("sim")`` with the daemon inline, as the TUI's
+            simulation runs it, + ``decode_through`` (what `decode --sim-daemon
+            inline` does), twice: in a new process (as `decode` runs: the
+            process's first decode) and in this one (warm: it has decoded before);
 * process:  what `demo --tui` and `decode --tui` run: ``ProcessSource`` (the
             simulation in a child process) with ``DaedalusTui`` attached
             headless (``App.run_test``), updating at REFRESH_HZ, its thread at
@@ -28,7 +29,8 @@ bare in this process -- and the median of those ratios is reported with their
 middle half (25th-75th percentile), next to the ratio of the medians.  The
 load average before and after is printed (the machine is shared), and so is
 the UI thread's CPU per screen update, which a loaded machine disturbs much
-less.
+less.  Every process here fixes glibc's malloc as the commands do
+(daedalus_v4l2/heap.py), so that no run page-faults its pictures and another not.
 
     python benchmarks/tui_overhead.py [--frames 150] [--repeat 2] [--size 1920x1080] [--runs 9]
                                       [--variants process,noscreen,thread]
@@ -46,6 +48,7 @@ import time
 from pathlib import Path
 
 from daedalus_v4l2.backends_runtime import open_decoder
+from daedalus_v4l2.heap import keep_freed_memory
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
 from daedalus_v4l2.tui.app import REFRESH_HZ, SIM_SWITCH_INTERVAL, UI_NICE, DaedalusTui
@@ -67,7 +70,8 @@ def bare(clip: Clip) -> float:
     a TUI run's clock starts too (its worker holds, paused, once the simulated kernel
     is built and the daemon's chardev open; the first open of the stack in a process
     also imports the sim backend, 30-40 ms)."""
-    with open_decoder("sim") as opened:
+    # the daemon inline, as the TUI's simulation runs it (it steps the kernel itself)
+    with open_decoder("sim", daemon_thread=False) as opened:
         start = time.perf_counter()
         n = sum(1 for _ in decode_through(opened.decoder, clip.codec, clip.width, clip.height,
                                           clip.packets))
@@ -77,6 +81,7 @@ def bare(clip: Clip) -> float:
 
 
 def _bare_child(clip: Clip, conn) -> None:
+    keep_freed_memory()     # as `decode` and ProcessSource's child do
     try:
         conn.send(("ok", bare(clip)))
     except BaseException as exc:    # the parent says what went wrong, not just EOFError
@@ -197,6 +202,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, from {','.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
+    keep_freed_memory()     # as the commands do (the warm bare decode and the thread variant)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = set(variants) - set(VARIANTS)
     if unknown or not variants:

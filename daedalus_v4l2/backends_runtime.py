@@ -1,7 +1,10 @@
 """Opening a decoder on a backend: what ``--backend sim|hw`` means to the client side.
 
 sim: a fresh simulated kernel in this process with the daemon attached to
-     its chardev, so one command runs the whole stack.
+     its chardev, so one command runs the whole stack.  The daemon reads the
+     chardev in a thread of its own, as on a Pi where it is a process of its
+     own; ``daemon_thread=False`` runs it inline instead, in the caller's thread
+     and deterministically (slower: nothing overlaps).
 hw:  the real /dev/videoN and /dev/mediaN of the daedalus_v4l2 module; the
      daemon runs separately (``daedalus-v4l2 daemon --backend hw``).
 """
@@ -23,26 +26,37 @@ class OpenedDecoder:
     decoder: StatelessDecoder
     kernel: object | None = None   # the SimKernel, for the sim backend
     daemon: Daemon | None = None   # the in-process daemon, for the sim backend
+    daemon_thread: object | None = None  # its thread (backends/sim/daemon_thread.py), if any
 
 
 @contextlib.contextmanager
 def open_decoder(backend: str, device: str | None = None, media: str | None = None,
-                 daemon_options: dict | None = None, **sim_options) -> Iterator[OpenedDecoder]:
+                 daemon_options: dict | None = None, daemon_thread: bool = True,
+                 **sim_options) -> Iterator[OpenedDecoder]:
     module = load_backend(backend)
     if backend == "sim":
         # as the module by default: no digests asked for (nothing reads them; they cost
         # the daemon more than the copy into CAPTURE)
         kernel = module.SimKernel(**{"digest": False, **sim_options})
         daemon = Daemon(kernel.open_chardev(), **(daemon_options or {}))
-        kernel.attach_daemon(daemon.step)
+        thread = None
+        if daemon_thread:
+            thread = module.DaemonThread(kernel, daemon).start()
+        else:
+            kernel.attach_daemon(daemon.step)
         decoder = StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
-        opened = OpenedDecoder(decoder, kernel, daemon)
+        opened = OpenedDecoder(decoder, kernel, daemon, thread)
     else:
         video, media = _hw_nodes(module, device, media)
         opened = OpenedDecoder(StatelessDecoder(OsSyscalls(), video, media))
     try:
         yield opened
     finally:
+        if opened.daemon_thread is not None:
+            # First, so that it does not race the close: a client that stops early (a
+            # limit, Ctrl+C) would cancel the job in the daemon's hands, and its mmap
+            # of that job's CAPTURE buffer would be refused with a warning.
+            opened.daemon_thread.stop()
         opened.decoder.close()
         if opened.daemon is not None:
             opened.daemon.close()

@@ -7,11 +7,13 @@ motion (:func:`daedalus_v4l2.synth.make_clip`, cached outside the checkout in
 ``bare``
     PyAV alone: decode to tightly packed NV12 (``reformat(format="nv12")`` and
     a copy into one buffer), with the best thread setting PyAV allows (frame
-    and slice threading both tried, the faster one reported).
+    and slice threading both tried, for AV1 libdav1d's frame delay, the faster
+    one reported).
 ``sim``
     The full path of ``daedalus-v4l2 decode --backend sim``: the stateless
-    client, the simulated kernel, the wire protocol, the daemon, libavcodec,
-    packing into the CAPTURE buffer, DQBUF and unpacking to tight NV12; with
+    client, the simulated kernel, the wire protocol, the daemon (in its own
+    thread, as on a Pi where it is a process), libavcodec, packing into the
+    CAPTURE buffer, DQBUF and unpacking to tight NV12; with
     the daemon's two thread settings (``--threads``): slice threads for a
     client 2 requests deep, frame threads for one 6 deep (the faster one
     reported, as for bare).
@@ -19,10 +21,12 @@ motion (:func:`daedalus_v4l2.synth.make_clip`, cached outside the checkout in
     With ``--hw``: the same decode in the kernel rig's VM (``scripts/vm-run``,
     QEMU TCG: emulation, so reported and never compared with a target).
 
-and reported: fps (median of ``--repeat`` runs), the sim/bare ratio (the median
-of each sim run against the bare run beside it, so that drift in the machine's
-speed cancels out), CPU time a picture for both paths (all threads), ms per
-frame by stage (client, sim kernel, protocol, daemon, libavcodec, packing;
+and reported: fps of each thread setting (median of ``--repeat`` rounds that
+each run every setting of both paths), sim/bare (the median over the rounds of
+each round's sim run against its bare run, so that drift in the machine's
+speed cancels out, each path's faster setting chosen on the other rounds, with
+a 95 % bootstrap interval), CPU time a picture for both paths (all threads), ms
+per frame by stage (client, sim kernel, protocol, daemon, libavcodec, packing;
 from one extra instrumented run), peak RSS and RSS growth over ``--rss-frames``
 frames after warm-up (the clip looped through one pipeline), the cost of
 packing a 1080p picture (NV12, P010) against PyAV's reformat + copy, and the
@@ -69,7 +73,7 @@ CLIP_SPECS: dict[str, dict] = {
 }
 CODECS = tuple(CLIP_SPECS)
 
-FULL = {"frames": 150, "repeat": 5, "rss_frames": 1000, "warmup": 100, "micro_repeat": 200}
+FULL = {"frames": 150, "repeat": 12, "rss_frames": 1000, "warmup": 100, "micro_repeat": 200}
 SHORT = {"frames": 16, "repeat": 1, "rss_frames": 100, "warmup": 20, "micro_repeat": 30}
 
 TARGETS = {"ratio": 0.95, "fps": 60.0, "pack_speedup": 2.0, "pack_ms": 1.0, "rss_growth_mb": 20.0}
@@ -177,7 +181,15 @@ def _looped(packets: list[bytes], loops: int | None) -> Iterator[bytes]:
 
 # --------------------------------------------------------------------------- bare PyAV
 
-BARE_THREAD_TYPES = ("SLICE", "FRAME", "AUTO")
+# The thread settings tried for bare PyAV, the daemon's own two (SIM_THREADS):
+# libavcodec's slice or frame threads.  libdav1d ignores thread_type; its frame
+# threads are its max_frame_delay (1: tile threads only, every picture from the
+# call that fed it; 0: dav1d's own choice), which the AV1 session sets the same
+# way.  AUTO is not tried: libavcodec turns it into frame threads for a decoder
+# that has them (vp9, h264: validate_thread_parameters in pthread.c), so it would
+# be FRAME twice, and the better of two draws of one setting is biased up.
+BARE_THREAD_TYPES = ("SLICE", "FRAME")
+DAV1D_FRAME_DELAY = {"SLICE": "1", "FRAME": "0"}
 
 
 def _tight_nv12_copy(frame, target: str) -> bytearray:
@@ -210,6 +222,8 @@ def bare_decode(clip: Clip, thread_type: str, loops: int = 1) -> tuple[int, floa
             stream = source.streams.video[0]
             stream.thread_type = thread_type
             stream.thread_count = 0
+            if stream.codec_context.name == "libdav1d":
+                stream.codec_context.options = {"max_frame_delay": DAV1D_FRAME_DELAY[thread_type]}
             picture = None
             for frame in source.decode(stream):
                 # held until the next one, as the sim path's consumer holds its Picture: the
@@ -233,28 +247,31 @@ SIM_THREADS: dict[str, tuple[dict, int]] = {
 
 def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
                on_picture: Callable[[int], None] | None = None,
-               threads: str = "SLICE") -> tuple[int, float, dict]:
+               threads: str = "SLICE", daemon_thread: bool = True) -> tuple[int, float, dict]:
     """(pictures, seconds, kernel stats): what ``decode --backend sim --threads
-    THREADS`` does, without writing the pictures anywhere; ``limit`` stops after
-    that many pictures."""
+    THREADS`` does (the daemon in its own thread, unless not ``daemon_thread``),
+    without writing the pictures anywhere.  ``limit`` decodes only that many
+    packets (a picture each in these clips) and drains the pipeline, as a whole
+    decode ends: breaking off with requests in flight would cancel the job in
+    the daemon's hands, and its daemon would be told the job is gone."""
+    import itertools
+
     from .backends_runtime import open_decoder
     from .decode import capture_format_for, decode_through
 
     daemon_options, depth = SIM_THREADS[threads]
     n = errors = 0
     start = time.perf_counter()
-    with open_decoder("sim", daemon_options=daemon_options) as opened:
+    with open_decoder("sim", daemon_options=daemon_options, daemon_thread=daemon_thread) as opened:
         pictures = decode_through(opened.decoder, clip.codec_name, clip.width, clip.height,
-                                  _looped(clip.packets, loops), depth=depth,
-                                  capture_format=capture_format_for(clip.pix_fmt))
+                                  itertools.islice(_looped(clip.packets, loops), limit),
+                                  depth=depth, capture_format=capture_format_for(clip.pix_fmt))
         try:
             for picture in pictures:
                 n += 1
                 errors += picture.data is None
                 if on_picture is not None:
                     on_picture(n)
-                if limit is not None and n >= limit:
-                    break
         finally:
             pictures.close()
         stats = {"errors": errors, "done": opened.kernel.stats.done,
@@ -341,12 +358,14 @@ def _subclasses(cls) -> list[type]:
 
 
 def sim_stages(clip: Clip, threads: str = "SLICE") -> dict:
-    """ms per picture by stage, from one instrumented run of the sim path."""
+    """ms per picture by stage, from one instrumented run of the sim path with
+    the daemon inline: in one thread, so that the stages add up to the total
+    (with the daemon in its own thread they overlap)."""
     timer = StageTimer()
     _install_stage_timers(timer)
     try:
         start, start_cpu = time.perf_counter(), time.thread_time()
-        n, _, _ = sim_decode(clip, threads=threads)
+        n, _, _ = sim_decode(clip, threads=threads, daemon_thread=False)
         wall, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
     finally:
         timer.restore()
@@ -582,46 +601,33 @@ def _cpu_model() -> str:
 
 
 def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dict:
+    """``repeat`` rounds, each decoding the clip with every thread setting of both
+    paths (bare first in even rounds, sim first in odd ones).  sim/bare is the
+    median over the rounds of each round's sim run against its bare run, with the
+    faster setting of each path chosen on the *other* rounds: choosing on the
+    runs being measured would be biased up (the best of several noisy runs), most
+    for whichever side has settings that come out alike, and a pair shares the
+    machine's drift between rounds (a shared VM: +-10-20 %)."""
     clip = load_clip(codec, s.frames, s.width, s.height, s.cache)
     progress(f"{codec}: {clip.frames} frames of {clip.width}x{clip.height} ({clip.path.name})")
     # warm-up: libraries loaded, decoders opened once, caches hot
     sim_decode(clip, limit=min(4, clip.frames))
     bare_decode(clip, "SLICE")
-    bare: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}
-    sim: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
-    bare_cpu: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}   # ms a picture
-    sim_cpu: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
-    parked = dict.fromkeys(SIM_THREADS, 0)  # CAPTURE buffers parked at once, at most
-    peak = 0.0
-    errors = 0
+    runs = _Runs(clip)
     for run in range(s.repeat):
-        for thread_type in BARE_THREAD_TYPES:
-            cpu = time.process_time()
-            n, seconds = bare_decode(clip, thread_type)
-            bare_cpu[thread_type].append(1e3 * (time.process_time() - cpu) / max(n, 1))
-            bare[thread_type].append(n / seconds)
-        for threads in SIM_THREADS:
-            reset_peak_rss()
-            cpu = time.process_time()
-            n, seconds, stats = sim_decode(clip, threads=threads)
-            sim_cpu[threads].append(1e3 * (time.process_time() - cpu) / max(n, 1))
-            peak = max(peak, peak_rss_mb())
-            errors += stats["errors"]
-            if n != clip.frames:
-                errors += abs(clip.frames - n)
-            sim[threads].append(n / seconds)
-            parked[threads] = max(parked[threads], stats["parked_max"])
+        paths = [(runs.bare, BARE_THREAD_TYPES), (runs.sim, tuple(SIM_THREADS))]
+        for decode, settings in paths if run % 2 == 0 else reversed(paths):
+            for setting in settings:
+                decode(setting)
         progress(f"{codec}: run {run + 1}/{s.repeat}: sim "
-                 + ", ".join(f"{t} {v[-1]:.1f}" for t, v in sim.items()) + "; bare "
-                 + ", ".join(f"{t} {v[-1]:.1f}" for t, v in bare.items()))
-    bare_fps = {t: statistics.median(v) for t, v in bare.items()}
+                 + ", ".join(f"{t} {v[-1]:.1f}" for t, v in runs.sim_fps.items()) + "; bare "
+                 + ", ".join(f"{t} {v[-1]:.1f}" for t, v in runs.bare_fps.items()))
+    bare_fps = {t: statistics.median(v) for t, v in runs.bare_fps.items()}
     best = max(bare_fps, key=bare_fps.get)
-    sim_by_threads = {t: statistics.median(v) for t, v in sim.items()}
+    sim_by_threads = {t: statistics.median(v) for t, v in runs.sim_fps.items()}
     sim_best = max(sim_by_threads, key=sim_by_threads.get)
-    sim_fps = sim_by_threads[sim_best]
-    # Each run's sim against the bare run next to it: the machine's speed drifts between
-    # runs (a shared VM: +-10-20 %), and a pair shares most of that drift.
-    paired = [x / b for x, b in zip(sim[sim_best], bare[best])]
+    paired = [runs.sim_fps[_chosen(runs.sim_fps, i)][i] / runs.bare_fps[_chosen(runs.bare_fps, i)][i]
+              for i in range(s.repeat)]
     stages = sim_stages(clip, sim_best)
     rss = rss_growth(clip, s.warmup, s.rss_frames, sim_best)
     progress(f"{codec}: RSS {rss['start_mb']:.1f} -> {rss['end_mb']:.1f} MB over {rss['frames']} frames")
@@ -629,33 +635,93 @@ def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dic
             "bytes": clip.path.stat().st_size, "pix_fmt": clip.pix_fmt,
             "bare_fps": bare_fps, "bare_best": best, "bare_best_fps": bare_fps[best],
             "bare_slice_fps": bare_fps["SLICE"],
-            "sim_fps": sim_fps, "sim_best": sim_best, "sim_fps_by_threads": sim_by_threads,
-            "sim_runs": sim, "sim_parked_max": parked, "ratio": statistics.median(paired),
-            "ratio_runs": paired, "ratio_of_medians": sim_fps / bare_fps[best],
-            "ratio_slice": sim_fps / bare_fps["SLICE"],
+            "sim_fps": sim_by_threads[sim_best], "sim_best": sim_best,
+            "sim_fps_by_threads": sim_by_threads, "sim_runs": runs.sim_fps,
+            "sim_parked_max": runs.parked, "requests_per_picture": runs.requests_per_picture,
+            "ratio": statistics.median(paired),
+            "ratio_runs": paired, "ratio_interval": median_interval(paired),
+            "ratio_of_medians": sim_by_threads[sim_best] / bare_fps[best],
+            "ratio_slice": sim_by_threads["SLICE"] / bare_fps["SLICE"],
             # CPU of the whole process (every thread) a picture, for each thread setting
             # both paths have: what the emulation costs the machine with the threads
             # alike, which a loaded machine disturbs much less than the fps
-            "cpu_ms": {t: {"bare": statistics.median(bare_cpu[t]),
-                           "sim": statistics.median(sim_cpu[t])} for t in SIM_THREADS},
-            "stages_ms": stages, "peak_rss_mb": peak, "rss": rss, "errors": errors,
+            "cpu_ms": {t: {"bare": statistics.median(runs.bare_cpu[t]),
+                           "sim": statistics.median(runs.sim_cpu[t])} for t in SIM_THREADS},
+            "stages_ms": stages, "peak_rss_mb": runs.peak_rss, "rss": rss, "errors": runs.errors,
             "messages": _capture_messages(clip)}
 
 
+def _chosen(fps: dict[str, list[float]], round_: int) -> str:
+    """The faster setting by the median of every round but ``round_`` (all of them
+    when there is only the one)."""
+    def others(runs: list[float]) -> list[float]:
+        return runs[:round_] + runs[round_ + 1:] or runs
+    return max(fps, key=lambda setting: statistics.median(others(fps[setting])))
+
+
+class _Runs:
+    """Timed decodes of one clip: fps and CPU ms a picture per thread setting, and
+    what the sim runs saw (errors, pictures missing, parked buffers, peak RSS)."""
+
+    def __init__(self, clip: Clip) -> None:
+        self.clip = clip
+        self.bare_fps: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}
+        self.sim_fps: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
+        self.bare_cpu: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}
+        self.sim_cpu: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
+        self.parked = dict.fromkeys(SIM_THREADS, 0)  # CAPTURE buffers parked at once, at most
+        self.peak_rss = 0.0
+        self.errors = 0
+        self.requests_per_picture = 1.0   # more with hidden frames: each is a request
+
+    def bare(self, thread_type: str) -> float:
+        cpu = time.process_time()
+        n, seconds = bare_decode(self.clip, thread_type)
+        self.bare_cpu[thread_type].append(1e3 * (time.process_time() - cpu) / max(n, 1))
+        self.bare_fps[thread_type].append(n / seconds)
+        return n / seconds
+
+    def sim(self, threads: str) -> float:
+        reset_peak_rss()
+        cpu = time.process_time()
+        n, seconds, stats = sim_decode(self.clip, threads=threads)
+        self.sim_cpu[threads].append(1e3 * (time.process_time() - cpu) / max(n, 1))
+        self.peak_rss = max(self.peak_rss, peak_rss_mb())
+        self.errors += stats["errors"] + abs(self.clip.frames - n)
+        self.parked[threads] = max(self.parked[threads], stats["parked_max"])
+        self.requests_per_picture = stats.get("done", n) / max(n, 1)
+        self.sim_fps[threads].append(n / seconds)
+        return n / seconds
+
+
+def median_interval(values: list[float], confidence: float = 0.95,
+                    resamples: int = 2000) -> tuple[float, float]:
+    """A percentile bootstrap interval of the median (seeded: the same values give
+    the same interval)."""
+    import random
+
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values)))
+                     for _ in range(resamples))
+    tail = int(resamples * (1 - confidence) / 2)
+    return medians[tail], medians[-tail - 1]
+
+
 def rss_growth(clip: Clip, warmup: int, frames: int, threads: str = "SLICE") -> dict:
-    """RSS after ``warmup`` pictures, then over ``frames`` more (the clip looped)."""
+    """RSS after ``warmup`` pictures, then over ``frames`` more (the clip looped),
+    all read while the decoder is open (once it closes, its buffers are freed)."""
     samples: list[float] = []
     marks = {}
 
     def on_picture(n: int) -> None:
         if n == warmup:
             marks["start"] = rss_mb()
-        elif n > warmup and (n - warmup) % 50 == 0:
+        elif n > warmup and ((n - warmup) % 50 == 0 or n == warmup + frames):
             samples.append(rss_mb())
 
     n, _, stats = sim_decode(clip, loops=None, limit=warmup + frames, on_picture=on_picture,
                              threads=threads)
-    end = rss_mb()
+    end = samples[-1] if samples else rss_mb()
     start = marks.get("start", end)
     return {"frames": n - warmup, "warmup": warmup, "start_mb": start, "end_mb": end,
             "max_mb": max(samples + [end]), "growth_mb": end - start, "errors": stats["errors"]}
@@ -663,10 +729,16 @@ def rss_growth(clip: Clip, warmup: int, frames: int, threads: str = "SLICE") -> 
 
 def run(s: Settings, progress: Callable[[str], None] = lambda line: None) -> dict:
     from . import pixels  # noqa: F401 - fail early if the native helpers are missing
+    from .heap import keep_freed_memory
+
+    # For both paths, as the commands do: otherwise a picture's 3 MB page-faults in some
+    # runs and not in others, and that, not decoding, decides which path is faster
+    heap_fixed = keep_freed_memory()
 
     report = {"settings": {k: (str(v) if isinstance(v, pathlib.Path) else v)
                            for k, v in asdict(s).items()},
-              "machine": machine(), "targets": TARGETS, "codecs": {}}
+              "machine": machine() | {"malloc_thresholds_fixed": heap_fixed},
+              "targets": TARGETS, "codecs": {}}
     samples: dict[str, object] = {}
     start = time.perf_counter()
     for codec in s.codecs:
@@ -707,9 +779,11 @@ def verdict(report: dict) -> dict[str, bool]:
 def format_report(report: dict) -> str:
     s, m = report["settings"], report["machine"]
     lines = [f"daedalus-v4l2 bench ({s['mode']}): {s['width']}x{s['height']}, "
-             f"{s['frames']} frames a clip, median of {s['repeat']} run(s); "
+             f"{s['frames']} frames a clip, median of {s['repeat']} round(s); "
              f"{m['cpus']} CPUs ({m['cpu']}), load average {m['load_before'][0]:.2f} before, "
-             f"{m['load_after'][0]:.2f} after; PyAV {m['pyav']}, libavcodec {m['libavcodec']}",
+             f"{m['load_after'][0]:.2f} after; PyAV {m['pyav']}, libavcodec {m['libavcodec']}; "
+             + ("glibc malloc thresholds fixed for both paths (heap.py)"
+                if m.get("malloc_thresholds_fixed") else "malloc thresholds left as they were"),
              ""]
     hw = report.get("hw") or {}
     head = (f"{'codec':<6}{'bare fps':>10}{'(threads)':>11}{'bare SLICE':>11}{'sim fps':>9}"
@@ -726,10 +800,12 @@ def format_report(report: dict) -> str:
                      f"{r['ratio_slice']:>10.3f}"
                      f"{hw_text:>9}{r['peak_rss_mb']:>8.0f}MB"
                      f"{r['rss']['growth_mb']:>+8.1f}MB/{r['rss']['frames']}f")
-    lines.append("  (bare: PyAV alone, best of SLICE/FRAME/AUTO threads; sim: the daemon with "
-                 "slice threads and a client 2 deep, or frame threads and a client 6 deep, the "
-                 "faster reported; sim/bare: median over the runs of each sim run against the "
-                 "bare run beside it; sim/SLICE: against bare with slice threads)")
+    lines.append("  (bare: PyAV alone, the faster of SLICE and FRAME threads (AV1: libdav1d "
+                 "with max_frame_delay 1 or its own); sim: the daemon in its own thread, with "
+                 "slice threads and a client 2 deep or frame threads and a client 6 deep, the "
+                 "faster; sim/bare: the median over the rounds of each round's sim run "
+                 "against its bare run, each path's faster setting chosen on the other rounds; "
+                 "sim/SLICE: medians, both with slice threads)")
     lines += ["", "sim/bare run by run, and CPU time a picture (the whole process, every thread; "
                   "median) with the same threads on both paths:"]
     for codec, r in report["codecs"].items():
@@ -737,10 +813,14 @@ def format_report(report: dict) -> str:
             f"{t} bare {c['bare']:.2f} ms, sim {c['sim']:.2f} ms "
             f"({c['sim'] - c['bare']:+.2f} ms, {100 * (c['sim'] / c['bare'] - 1):+.0f} %)"
             for t, c in r["cpu_ms"].items())
+        lo, hi = r["ratio_interval"]
         lines.append(f"  {codec:<5} sim/bare {' '.join(f'{x:.3f}' for x in r['ratio_runs'])} "
-                     f"(ratio of the medians {r['ratio_of_medians']:.3f}); CPU {cpu}")
+                     f"(median {r['ratio']:.3f}, 95 % interval {lo:.3f} .. {hi:.3f}; ratio of "
+                     f"the medians {r['ratio_of_medians']:.3f}); {r['requests_per_picture']:.2f} "
+                     f"requests a picture; CPU {cpu}")
     lines += ["", "sim path with its faster threads, ms per picture by stage (one instrumented "
-                  "run; wall time, then the main thread's CPU time):"]
+                  "run with the daemon inline, so that the stages add up; wall time, then the "
+                  "main thread's CPU time):"]
     names = list(STAGES) + ["transport", "overhead", "total"]
     head = f"{'codec':<11}" + "".join(f"{n:>11}" for n in names)
     lines += [head, "-" * len(head)]
@@ -778,13 +858,16 @@ def format_report(report: dict) -> str:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--short", action="store_true",
-                        help=f"CI mode: {SHORT['frames']}-frame clips, one run, "
+                        help=f"CI mode: {SHORT['frames']}-frame clips, one round, "
                              f"{SHORT['rss_frames']} frames for RSS (under two minutes)")
     parser.add_argument("--codecs", default=",".join(CODECS), metavar="LIST",
                         help="comma-separated, from vp9,h264,av1 (default: all)")
     parser.add_argument("--frames", type=int, metavar="N", help="frames a clip "
                         f"(default {FULL['frames']}, short {SHORT['frames']})")
-    parser.add_argument("--repeat", type=int, metavar="N", help="runs; medians are reported")
+    parser.add_argument("--repeat", type=int, metavar="N",
+                        help=f"rounds of every thread setting of both paths; medians and the "
+                             f"median of the rounds' sim/bare are reported (default "
+                             f"{FULL['repeat']}, short {SHORT['repeat']})")
     parser.add_argument("--rss-frames", type=int, metavar="N",
                         help=f"frames after warm-up for RSS growth (default {FULL['rss_frames']})")
     parser.add_argument("--warmup", type=int, metavar="N", help="frames before the RSS baseline")

@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the sim daemon's libavcodec threads: slice (default) or frame, "
                           "faster with --depth 4 or more (with --backend hw, set it on the "
                           "daemon)")
+    dec.add_argument("--sim-daemon", choices=("thread", "inline"), default="thread",
+                     help="where the sim runs its daemon: in a thread of its own, decoding "
+                          "while the client works, as on a Pi where it is a process of its "
+                          "own (default); or inline in the client's thread, one message at a "
+                          "time: the same run every time")
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     dec.add_argument("--tui", action="store_true",
                      help="watch queues and in-flight buffers live (sim backend, decoding in "
@@ -126,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     journal = _setup_logging(level)
+    if args.command in ("demo", "decode", "daemon", "bench"):
+        from .heap import keep_freed_memory
+        keep_freed_memory()     # a 3 MB picture reuses freed memory, not fresh pages (heap.py)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -184,7 +192,8 @@ def cmd_decode(args) -> int:
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     try:
         with open_decoder(args.backend, args.device, args.media,
-                          daemon_options=_daemon_threads(args.threads)) as opened:
+                          daemon_options=_daemon_threads(args.threads),
+                          daemon_thread=args.sim_daemon == "thread") as opened:
             for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
                                           container.packets(args.input), depth=args.depth,
                                           capture_format=capture_format_for(info.pix_fmt)):

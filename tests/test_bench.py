@@ -4,6 +4,7 @@ Tiny clips, one run: this checks the report, never a timing."""
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 
@@ -32,11 +33,12 @@ def test_every_codec_reports_every_field(report):
             assert r[key] > 0, (codec, key)
         assert set(r["cpu_ms"]) == set(bench.SIM_THREADS)
         assert all(c["bare"] > 0 and c["sim"] > 0 for c in r["cpu_ms"].values()), codec
-        # one run: the paired ratio is that run's sim against its bare run
-        assert r["ratio_runs"] == [r["ratio"]]
+        # one round: the ratio is its sim run against its bare run, the faster of each
+        assert r["ratio_runs"] == [r["ratio"]] and r["ratio_interval"] == (r["ratio"], r["ratio"])
         assert r["ratio"] == pytest.approx(r["sim_fps"] / r["bare_best_fps"])
         assert {t: len(runs) for t, runs in r["sim_runs"].items()} == dict.fromkeys(bench.SIM_THREADS, 1)
         assert r["sim_best"] in bench.SIM_THREADS
+        assert r["requests_per_picture"] >= 1.0
         assert all(fps > 0 for fps in r["sim_fps_by_threads"].values())
         # only frame threads with a deep client hold pictures back
         assert r["sim_parked_max"]["SLICE"] == 0
@@ -69,7 +71,8 @@ def test_report_prints_and_serializes(report):
     for codec in CODECS:
         assert codec in text
     for word in ("sim/bare", "peak RSS", "RSS growth", "libavcodec", "packing", "protocol",
-                 "load average", "targets:", "CPU time a picture", "ratio of the medians"):
+                 "load average", "targets:", "CPU time a picture", "ratio of the medians",
+                 "95 % interval", "requests a picture", "malloc thresholds"):
         assert word in text, word
     assert report["hw"] is None
     assert all(isinstance(ok, bool) for ok in report["verdict"].values())
@@ -77,34 +80,61 @@ def test_report_prints_and_serializes(report):
     json.loads(json.dumps(report, default=str))
 
 
-def test_sim_over_bare_pairs_each_run_with_the_bare_run_of_its_round(monkeypatch, tmp_path):
-    """Three rounds in which the machine slows down: each sim run is divided by the bare
-    run beside it (with the best thread settings of each), not by a median of runs."""
-    # seconds for 10 pictures, round by round (bare SLICE starts with bench_codec's warm-up)
-    bare_runs = {"SLICE": iter([9.0, 1.0, 2.0, 4.0]), "FRAME": iter([2.0, 4.0, 8.0]),
-                 "AUTO": iter([1.5, 3.0, 6.0])}
-    sim_runs = {"SLICE": iter([1.25, 2.0, 5.0]), "FRAME": iter([3.0, 6.0, 12.0])}
+def test_sim_over_bare_pairs_each_round_and_chooses_its_settings_on_the_other_rounds(
+        monkeypatch, tmp_path):
+    """Each round's sim run is divided by the bare run of that round (the machine
+    slows down round by round here), with each path's faster setting chosen by the
+    medians of the other rounds: in round 2, bare FRAME is the faster, but the other
+    rounds say SLICE, so SLICE is the one measured."""
+    # seconds for 10 pictures, round by round (bare SLICE starts with the warm-up)
+    bare_runs = {"SLICE": iter([9.0, 1.0, 2.0, 4.0]), "FRAME": iter([2.5, 1.5, 16.0])}
+    sim_runs = {"SLICE": iter([1.25, 2.5, 5.0]), "FRAME": iter([3.0, 6.0, 12.0])}
+    calls = []
 
     def sim_decode(clip, threads="SLICE", limit=None, **kwargs):
         if limit is not None:                                   # the warm-up
             return limit, 1.0, {}
+        calls.append(("sim", threads))
         return 10, next(sim_runs[threads]), {"errors": 0, "parked_max": 0}
+
+    def bare_decode(clip, thread_type, loops=1):
+        calls.append(("bare", thread_type))
+        return 10, next(bare_runs[thread_type])
 
     path = tmp_path / "clip.ivf"
     path.write_bytes(b"IVF")
     clip = bench.Clip("vp9", path, 64, 64, "yuv420p", "vp9", [b""] * 10)
     monkeypatch.setattr(bench, "load_clip", lambda *args: clip)
-    monkeypatch.setattr(bench, "bare_decode", lambda c, t, loops=1: (10, next(bare_runs[t])))
+    monkeypatch.setattr(bench, "bare_decode", bare_decode)
     monkeypatch.setattr(bench, "sim_decode", sim_decode)
     monkeypatch.setattr(bench, "sim_stages", lambda c, t: {})
     monkeypatch.setattr(bench, "rss_growth", lambda *a: {"start_mb": 0, "end_mb": 0, "frames": 0})
     monkeypatch.setattr(bench, "_capture_messages", lambda c: {})
     r = bench.bench_codec("vp9", bench.Settings(codecs=("vp9",), repeat=3, cache=tmp_path),
                           lambda line: None)
-    assert (r["bare_best"], r["sim_best"]) == ("SLICE", "SLICE")   # 5 fps median each
-    assert r["ratio_runs"] == pytest.approx([1.0 / 1.25, 2.0 / 2.0, 4.0 / 5.0])
+    assert (r["bare_best"], r["sim_best"]) == ("SLICE", "SLICE")
+    assert r["ratio_runs"] == pytest.approx([1.0 / 1.25, 2.0 / 2.5, 4.0 / 5.0])
     assert r["ratio"] == pytest.approx(0.8)
-    assert r["ratio_of_medians"] == pytest.approx(1.0)
+    assert r["ratio_interval"] == pytest.approx((0.8, 0.8))
+    # after the warm-up, bare first in even rounds and sim first in odd ones
+    assert calls[1:5] == [("bare", "SLICE"), ("bare", "FRAME"), ("sim", "SLICE"), ("sim", "FRAME")]
+    assert calls[5:9] == [("sim", "SLICE"), ("sim", "FRAME"), ("bare", "SLICE"), ("bare", "FRAME")]
+
+
+def test_each_round_is_measured_with_the_setting_the_other_rounds_chose():
+    fps = {"SLICE": [10.0, 1.0, 10.0], "FRAME": [5.0, 9.0, 5.0]}
+    assert bench._chosen(fps, 0) == "FRAME"     # rounds 1 and 2: 5.5 against 7
+    assert bench._chosen(fps, 1) == "SLICE"     # rounds 0 and 2: 10 against 5
+    assert bench._chosen({"SLICE": [3.0], "FRAME": [4.0]}, 0) == "FRAME"   # one round: itself
+
+
+def test_the_median_interval_brackets_the_median_and_narrows_with_more_pairs():
+    few = [0.9, 1.1, 1.0, 0.8, 1.2]
+    lo, hi = bench.median_interval(few)
+    assert lo <= statistics.median(few) <= hi and lo < hi
+    many_lo, many_hi = bench.median_interval(few * 8)
+    assert many_hi - many_lo < hi - lo
+    assert bench.median_interval(few) == (lo, hi)      # seeded
 
 
 def test_the_command_is_registered():

@@ -23,6 +23,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from daedalus_v4l2.heap import keep_freed_memory
 from .model import LogEvent, Snapshot
 from .sim_source import Clip, SimSource, check_fault
 
@@ -233,6 +234,7 @@ def _child_main(conn, clip, options: dict, on_picture, log_level: int) -> None:
     # Ctrl+C is the parent's to handle: the child stops when told to, or when the pipe
     # closes because the parent is gone.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()    # as `decode` does: pictures reuse freed memory
     lock = threading.Lock()
     source = None
 

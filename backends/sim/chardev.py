@@ -13,6 +13,7 @@ from collections import deque
 from ... import proto
 from ...errors import ProtocolError
 from ...transport import Transport
+from .entry import kernel_entry
 
 log = logging.getLogger("daedalus_v4l2.sim")
 
@@ -73,10 +74,17 @@ class Chardev:
             return False
         self.fifo.append((cookie, proto.encode(msg)))
         self.kernel.emit("send", cookie or None, ctx, _msg_name(msg))
+        if self.kernel.threaded:
+            self.kernel.changed.notify_all()    # the daemon's read() waits for it
         return True
 
     def read(self) -> bytes | None:
-        return self.fifo.popleft()[1] if self.fifo else None
+        if not self.fifo:
+            return None
+        if self.kernel.threaded:
+            # a client waiting with nothing else in flight may now wait in vain: let it look
+            self.kernel.changed.notify_all()
+        return self.fifo.popleft()[1]
 
     # ---- daemon -> kernel
 
@@ -164,38 +172,59 @@ def _check_frame(data: bytes) -> None:
 
 
 class SimTransport(Transport):
-    """The daemon's end of the simulated chardev.  Never blocks: the simulation
-    is single-threaded, and the kernel calls the daemon when there is work."""
+    """The daemon's end of the simulated chardev.  Inline, it never blocks: the
+    kernel calls the daemon when there is work.  With the daemon in its own
+    thread, receive() waits for a message as read() on the module's chardev does."""
 
     def __init__(self, kernel) -> None:
         super().__init__()
         self.kernel = kernel
         self.closed = False
+        self.woken = False
 
+    @kernel_entry
     def _recv_internal(self, timeout: float | None) -> bytes | None:
-        if self.closed:
+        kernel = self.kernel
+        if kernel.threaded and timeout != 0:
+            kernel.changed.wait_for(self._readable, timeout)
+        if self.closed or (kernel.threaded and kernel.faults.stall_daemon):
             return None
-        return self.kernel.chardev.read()
+        return kernel.chardev.read()
 
+    def _readable(self) -> bool:
+        return self.closed or self.woken or (
+            bool(self.kernel.chardev.fifo) and not self.kernel.faults.stall_daemon)
+
+    def wake(self) -> None:
+        """End a receive() that waits (the daemon thread is stopping)."""
+        with self.kernel.lock:
+            self.woken = True
+            self.kernel.changed.notify_all()
+
+    @kernel_entry
     def _send_internal(self, data: bytes) -> None:
         if self.closed:
             raise OSError(errno.EBADF, "the chardev is closed")
         self.kernel.chardev.write(data)
 
+    @kernel_entry
     def _map_capture(self, request: proto.DecodeRequest) -> memoryview:
         if self.closed:
             raise OSError(errno.EBADF, "the chardev is closed")
         return self.kernel.chardev.map_capture(request)
 
+    @kernel_entry
     def close(self) -> None:
         if not self.closed and self.kernel.chardev.transport is self:
             self.kernel.chardev.release()
         self.closed = True
 
+    @kernel_entry
     def pending(self) -> int:
         """Messages queued for the daemon (poll's POLLIN on the real chardev)."""
         return 0 if self.closed else len(self.kernel.chardev.fifo)
 
+    @kernel_entry
     def next_size(self) -> int:
         """FIONREAD: the size of the next message, 0 if none."""
         fifo = self.kernel.chardev.fifo

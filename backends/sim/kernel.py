@@ -1,9 +1,20 @@
 """SimKernel: the device of the kernel module, its m2m job logic and its virtual clock.
 
 Names follow docs/driver-model.md and v4l2-mem2mem: job_ready, device_run,
-job_finish, buf_done, stop_streaming, watchdog.  Everything runs in the
-caller's thread; time only moves when step() fires a timer (or advance() is
-called), so a run is a deterministic function of the calls made.
+job_finish, buf_done, stop_streaming, watchdog.
+
+Two ways to run the daemon:
+
+* inline (the default): everything runs in the caller's thread; a blocking
+  call lets the daemon handle one message at a time (step()), and time only
+  moves when step() fires a timer (or advance() is called), so a run is a
+  deterministic function of the calls made.  Tests and the TUI use this.
+* in a thread of its own (:class:`~.daemon_thread.DaemonThread`), as on a Pi
+  where the daemon is a process of its own: libavcodec decodes one request
+  while the client prepares the next.  Every call into the kernel, from the
+  client or the daemon, holds ``lock`` (the module's mutex); blocking calls
+  wait on ``changed`` for a buffer to be done, and the clock follows real time
+  so the watchdog still ends what a stuck daemon never answers.
 """
 from __future__ import annotations
 
@@ -11,6 +22,8 @@ import errno
 import itertools
 import logging
 import random
+import threading
+import time
 from typing import Callable
 
 from ... import proto
@@ -67,6 +80,11 @@ class SimKernel:
         self._subscribers: list[Callable[[SimEvent], None]] = []
         self._in_run = False
         self.retired_held = 0       # held entries whose dst the next slice took over
+        # Only contended with the daemon in its own thread (see the module's docstring).
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)   # a buffer done, a message queued
+        self.threaded = False
+        self._epoch = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -83,6 +101,18 @@ class SimKernel:
     def detach_daemon(self) -> None:
         self.daemon_step = None
 
+    def run_daemon_in_thread(self) -> None:
+        """From now on the daemon reads the chardev in a thread of its own
+        (DaemonThread): blocking calls wait for it instead of stepping it, and
+        the clock follows real time."""
+        with self.lock:
+            self.detach_daemon()
+            self.threaded = True
+            self._epoch = time.monotonic() - self.clock / 1000
+
+    def follow_real_time(self) -> None:
+        self.clock = max(self.clock, int((time.monotonic() - self._epoch) * 1000))
+
     def subscribe(self, callback: Callable[[SimEvent], None]) -> None:
         self._subscribers.append(callback)
 
@@ -95,6 +125,27 @@ class SimKernel:
         if deadline is None or (until is not None and deadline > until):
             return False
         self.clock = max(self.clock, deadline)
+        self.watchdog()
+        return True
+
+    def progress(self, until: int | None = None) -> bool:
+        """What a blocking call does while it waits: let something happen, not
+        later than ``until`` (ms of the kernel's clock).  False if nothing can.
+
+        Inline, that is one step().  With the daemon in its own thread, wait
+        until it changes something or the next watchdog deadline passes; with
+        no job out to the daemon and no message for it, nothing can change."""
+        if not self.threaded:
+            return self.step(until)
+        self.follow_real_time()
+        deadline = self.next_deadline()
+        if deadline is None and not self.chardev.fifo:
+            return False
+        if until is not None and self.clock >= until:
+            return False
+        wakes = [d for d in (deadline, until) if d is not None]
+        self.changed.wait(max(0.0, (min(wakes) - self.clock) / 1000) if wakes else None)
+        self.follow_real_time()
         self.watchdog()
         return True
 
@@ -315,6 +366,8 @@ class SimKernel:
         q.done.add_tail(buf)
         if q.is_output and buf.request is not None:
             buf.request.complete()
+        if self.threaded:
+            self.changed.notify_all()
         self.emit("buf_done", None, q.ctx, f"{buf.name} {'ERROR' if error else 'DONE'}")
 
     def src_done(self, entry: InflightEntry, src: Vb2Buffer, error: bool) -> None:

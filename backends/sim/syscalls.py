@@ -2,8 +2,10 @@
 
 The ioctl handlers read and fill the client's cffi structs in place, the way
 the kernel's handlers copy_from_user/copy_to_user them, and fail with
-OSError(errno).  Blocking calls drive the simulation (SimKernel.step) until
-they can return; if nothing can ever happen, DQBUF raises SimDeadlock.
+OSError(errno).  Every call holds the kernel's lock.  Blocking calls wait
+until they can return (SimKernel.progress: stepping the simulation, or
+waiting for the daemon's thread); if nothing can ever happen, DQBUF raises
+SimDeadlock.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from ...v4l2 import uapi
 from ...v4l2.syscalls import Syscalls, raise_errno
 from . import formats, validate
+from .entry import kernel_entry
 from .kernel import SimDeadlock
 from .request import MediaRequest, ReqState, release_request
 from .vb2 import DST_QUEUE_OFF_BASE, MAX_BUFFERS, PAGE_SIZE, BufState
@@ -92,6 +95,7 @@ class SimSyscalls(Syscalls):
         except KeyError:
             raise_errno(errno.EBADF, f"fd {fd}")
 
+    @kernel_entry
     def open(self, path: str, flags: int = os.O_RDWR) -> int:
         if path == self.kernel.video_path:
             return self._new_fd(VideoFile(self.kernel.new_context(), bool(flags & os.O_NONBLOCK)))
@@ -99,6 +103,7 @@ class SimSyscalls(Syscalls):
             return self._new_fd(MediaFile())
         raise_errno(errno.ENOENT, path)
 
+    @kernel_entry
     def close(self, fd: int) -> None:
         f = self._file(fd)
         del self.files[fd]
@@ -120,6 +125,7 @@ class SimSyscalls(Syscalls):
 
     # ------------------------------------------------------------------ ioctl
 
+    @kernel_entry
     def ioctl(self, fd: int, request: int, arg=None) -> int:
         f = self._file(fd)
         if isinstance(f, VideoFile):
@@ -302,7 +308,7 @@ class SimSyscalls(Syscalls):
                 break
             if f.nonblock:
                 raise_errno(errno.EAGAIN, "DQBUF: no buffer done")
-            if not self.kernel.step():
+            if not self.kernel.progress():
                 raise SimDeadlock(self.kernel.describe_wait(f.ctx, q))
         buf = q.done.first()
         q.done.del_(buf)
@@ -489,6 +495,7 @@ class SimSyscalls(Syscalls):
 
     # ------------------------------------------------------------------ mmap, poll
 
+    @kernel_entry
     def mmap(self, fd: int, length: int, offset: int) -> memoryview:
         f = self._file(fd)
         if not isinstance(f, VideoFile):
@@ -499,6 +506,7 @@ class SimSyscalls(Syscalls):
             raise_errno(errno.EINVAL, f"mmap offset 0x{offset:x} length {length}")
         return memoryview(buf.mem)[:length]
 
+    @kernel_entry
     def munmap(self, mapping: memoryview) -> None:
         mapping.release()
 
@@ -514,6 +522,7 @@ class SimSyscalls(Syscalls):
             ready |= select.POLLPRI
         return ready & (events | select.POLLERR | select.POLLHUP)
 
+    @kernel_entry
     def poll(self, fds, timeout):
         """Ready fds now; else run the simulation (virtual time) until some are,
         or until ``timeout`` of virtual time passed, or nothing can happen."""
@@ -524,7 +533,7 @@ class SimSyscalls(Syscalls):
             ready = [(fd, r) for fd, ev in fds if (r := self._revents(fd, ev))]
             if ready or timeout == 0:
                 return ready
-            if not self.kernel.step(until=limit):
+            if not self.kernel.progress(until=limit):
                 if limit is not None:
                     self.kernel.clock = max(self.kernel.clock, limit)
                 return []

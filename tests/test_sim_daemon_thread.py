@@ -1,0 +1,137 @@
+"""The sim with its daemon in a thread of its own (what `decode --backend sim` runs).
+
+The contracts hold as with the daemon inline: the same pictures, in decode
+order, every buffer back; a daemon that dies or stalls fails its jobs instead
+of hanging the client; a wait that can never end is still a SimDeadlock.
+"""
+import logging
+import threading
+
+import pytest
+
+from daedalus_v4l2 import cli, container
+from daedalus_v4l2.backends.sim import DaemonThread, SimDeadlock, SimKernel
+from daedalus_v4l2.backends.sim.testing import CAP, SimClient
+from daedalus_v4l2.backends_runtime import open_decoder
+from daedalus_v4l2.daemon import THREADS, Daemon
+from daedalus_v4l2.decode import decode_through
+from daedalus_v4l2.synth import VP9_GOOD, make_clip
+
+from .reference import ffmpeg_nv12, frame_md5s
+
+WIDTH, HEIGHT, FRAMES = 352, 288, 30
+
+
+@pytest.fixture(scope="module")
+def hidden_frames_clip(tmp_path_factory):
+    """Alt-ref frames: more requests than pictures, re-displays by the client."""
+    return make_clip(tmp_path_factory.mktemp("thread") / "good.webm", "vp9", WIDTH, HEIGHT,
+                     FRAMES, options=VP9_GOOD)
+
+
+def decode_all(clip, **open_options):
+    info = container.probe(clip)
+    depth = open_options.pop("depth", 2)
+    with open_decoder("sim", **open_options) as opened:
+        pictures = list(decode_through(opened.decoder, info.codec, info.width, info.height,
+                                       container.packets(clip), depth=depth, timeout=5.0))
+        kernel = opened.kernel
+    return pictures, kernel, opened
+
+
+@pytest.mark.parametrize("threads,depth", [("slice", 1), ("slice", 2), ("frame", 6)])
+def test_the_daemon_thread_gives_what_the_inline_daemon_gives_bit_exact(hidden_frames_clip,
+                                                                       threads, depth):
+    inline, inline_kernel, _ = decode_all(hidden_frames_clip, daemon_thread=False, depth=depth,
+                                          daemon_options=THREADS[threads])
+    threaded, kernel, opened = decode_all(hidden_frames_clip, depth=depth,
+                                          daemon_options=THREADS[threads])
+    assert not opened.daemon_thread.alive, "the daemon thread outlived open_decoder"
+    expected = frame_md5s(ffmpeg_nv12(hidden_frames_clip), WIDTH, HEIGHT)
+    assert frame_md5s(b"".join(p.data for p in threaded), WIDTH, HEIGHT) == expected
+    assert [p.timestamp for p in threaded] == [p.timestamp for p in inline]
+    assert kernel.stats.errors == 0 and kernel.stats.done == kernel.stats.jobs > FRAMES
+    kernel.ledger.check_all_returned()
+    assert kernel.inflight == [] and inline_kernel.inflight == []
+
+
+def test_the_daemon_decodes_in_its_own_thread(hidden_frames_clip, monkeypatch):
+    threads = set()
+    handle = Daemon.handle
+
+    def recording(self, msg):
+        threads.add(threading.current_thread().name)
+        return handle(self, msg)
+
+    monkeypatch.setattr(Daemon, "handle", recording)
+    decode_all(hidden_frames_clip)
+    assert threads == {"daedalus-v4l2 daemon"}
+    threads.clear()
+    decode_all(hidden_frames_clip, daemon_thread=False)
+    assert threads == {threading.main_thread().name}
+
+
+def test_a_daemon_thread_that_dies_fails_its_jobs_and_the_client_goes_on(hidden_frames_clip,
+                                                                         monkeypatch, caplog):
+    """As a daemon process that dies closes its fd: every job in flight ends with
+    ERROR at once, later jobs fail for want of a daemon, every buffer comes back."""
+    handled = []
+    handle = Daemon.handle
+
+    def dies_on_the_fifth(self, msg):
+        handled.append(msg)
+        if len(handled) == 5:
+            raise RuntimeError("the daemon's bug")
+        return handle(self, msg)
+
+    monkeypatch.setattr(Daemon, "handle", dies_on_the_fifth)
+    with caplog.at_level(logging.CRITICAL, "daedalus_v4l2.sim"):
+        pictures, kernel, opened = decode_all(hidden_frames_clip)
+    assert isinstance(opened.daemon_thread.error, RuntimeError)
+    assert "the daemon thread died: RuntimeError: the daemon's bug" in caplog.text
+    good = [p for p in pictures if p.data is not None]
+    assert 0 < len(good) < FRAMES and len(pictures) == FRAMES
+    assert all("V4L2_BUF_FLAG_ERROR" in p.error for p in pictures if p.data is None)
+    assert kernel.stats.errors > 0 and kernel.stats.done + kernel.stats.errors == kernel.stats.jobs
+    kernel.ledger.check_all_returned()
+
+
+def test_a_stalled_daemon_thread_is_ended_by_the_watchdog(hidden_frames_clip):
+    """The clock follows real time with the daemon in a thread: jobs it never
+    answers end with ERROR one watchdog period later, and the decode ends."""
+    info = container.probe(hidden_frames_clip)
+    with open_decoder("sim", watchdog_ms=50) as opened:
+        opened.kernel.faults.stall_daemon = True
+        pictures = list(decode_through(opened.decoder, info.codec, info.width, info.height,
+                                       container.packets(hidden_frames_clip), depth=2))
+        kernel = opened.kernel
+    assert len(pictures) == FRAMES and all(p.data is None for p in pictures)
+    assert kernel.stats.watchdog_expiries > 0 and kernel.stats.done == 0
+    kernel.ledger.check_all_returned()
+
+
+def test_a_wait_nothing_can_end_is_a_deadlock_with_the_daemon_in_a_thread():
+    kernel = SimKernel()
+    daemon = Daemon(kernel.open_chardev())
+    thread = DaemonThread(kernel, daemon).start()
+    try:
+        client = SimClient(kernel)
+        client.streamon()
+        client.queue_output(0, b"a", 1_000_000_000)   # no CAPTURE buffer: it can never run
+        with pytest.raises(SimDeadlock, match="0 CAPTURE buffers ready"):
+            client.dqbuf(CAP)
+        client.streamoff()
+        client.close()
+    finally:
+        thread.stop()
+    assert not thread.alive and thread.error is None
+    kernel.ledger.check_all_returned()
+
+
+def test_decode_runs_the_daemon_inline_on_request(hidden_frames_clip, tmp_path):
+    threaded, inline = tmp_path / "thread.nv12", tmp_path / "inline.nv12"
+    assert cli.main(["decode", str(hidden_frames_clip), "-o", str(threaded), "-q"]) == 0
+    assert cli.main(["decode", str(hidden_frames_clip), "-o", str(inline), "-q",
+                     "--sim-daemon", "inline"]) == 0
+    assert threaded.read_bytes() == inline.read_bytes()
+    assert len(inline.read_bytes()) == FRAMES * WIDTH * HEIGHT * 3 // 2
