@@ -23,7 +23,7 @@ from .v4l2.syscalls import OsSyscalls
 
 @dataclass
 class OpenedDecoder:
-    decoder: StatelessDecoder
+    decoder: StatelessDecoder | None   # None only while open_decoder builds the sim
     kernel: object | None = None   # the SimKernel, for the sim backend
     daemon: Daemon | None = None   # the in-process daemon, for the sim backend
     daemon_thread: object | None = None  # its thread (backends/sim/daemon_thread.py), if any
@@ -34,33 +34,40 @@ def open_decoder(backend: str, device: str | None = None, media: str | None = No
                  daemon_options: dict | None = None, daemon_thread: bool = True,
                  **sim_options) -> Iterator[OpenedDecoder]:
     module = load_backend(backend)
-    if backend == "sim":
-        # as the module by default: no digests asked for (nothing reads them; they cost
-        # the daemon more than the copy into CAPTURE)
-        kernel = module.SimKernel(**{"digest": False, **sim_options})
-        daemon = Daemon(kernel.open_chardev(), **(daemon_options or {}))
-        thread = None
-        if daemon_thread:
-            thread = module.DaemonThread(kernel, daemon).start()
-        else:
-            kernel.attach_daemon(daemon.step)
-        decoder = StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
-        opened = OpenedDecoder(decoder, kernel, daemon, thread)
-    else:
+    if backend != "sim":
         video, media = _hw_nodes(module, device, media)
         opened = OpenedDecoder(StatelessDecoder(OsSyscalls(), video, media))
+        try:
+            yield opened
+        finally:
+            opened.decoder.close()
+        return
+    # as the module by default: no digests asked for (nothing reads them; they cost
+    # the daemon more than the copy into CAPTURE)
+    kernel = module.SimKernel(**{"digest": False, **sim_options})
+    daemon = Daemon(kernel.open_chardev(), **(daemon_options or {}))
+    opened = OpenedDecoder(None, kernel, daemon)
     try:
+        if daemon_thread:
+            opened.daemon_thread = module.DaemonThread(kernel, daemon).start()
+        else:
+            kernel.attach_daemon(daemon.step)
+        opened.decoder = StatelessDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
         yield opened
     finally:
-        if opened.daemon_thread is not None:
-            # First, so that it does not race the close: a client that stops early (a
-            # limit, Ctrl+C) would cancel the job in the daemon's hands, and its mmap
-            # of that job's CAPTURE buffer would be refused with a warning.
-            opened.daemon_thread.stop()
+        _close_sim(opened)
+
+
+def _close_sim(opened: OpenedDecoder) -> None:
+    # The daemon thread first, so that it does not race the close: a client that stops
+    # early (a limit, Ctrl+C) would cancel the job in the daemon's hands, and its mmap
+    # of that job's CAPTURE buffer would be refused with a warning.
+    stopped = opened.daemon_thread is None or opened.daemon_thread.stop()
+    if opened.decoder is not None:
         opened.decoder.close()
-        if opened.daemon is not None:
-            opened.daemon.close()
-            opened.daemon.transport.close()
+    opened.daemon.transport.close()
+    if stopped:     # a thread still decoding keeps its sessions: closing them under it would crash
+        opened.daemon.close()
 
 
 def _hw_nodes(module, device, media):

@@ -25,7 +25,7 @@ and reported: fps of each thread setting (median of ``--repeat`` rounds that
 each run every setting of both paths), sim/bare (the median over the rounds of
 each round's sim run against its bare run, so that drift in the machine's
 speed cancels out, each path's faster setting chosen on the other rounds, with
-a 95 % bootstrap interval), CPU time a picture for both paths (all threads), ms
+a distribution-free 95 % interval), CPU time a picture for both paths (all threads), ms
 per frame by stage (client, sim kernel, protocol, daemon, libavcodec, packing;
 from one extra instrumented run), peak RSS and RSS growth over ``--rss-frames``
 frames after warm-up (the clip looped through one pipeline), the cost of
@@ -602,23 +602,25 @@ def _cpu_model() -> str:
 
 def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dict:
     """``repeat`` rounds, each decoding the clip with every thread setting of both
-    paths (bare first in even rounds, sim first in odd ones).  sim/bare is the
+    paths (in reverse order every other round).  sim/bare is the
     median over the rounds of each round's sim run against its bare run, with the
     faster setting of each path chosen on the *other* rounds: choosing on the
     runs being measured would be biased up (the best of several noisy runs), most
     for whichever side has settings that come out alike, and a pair shares the
-    machine's drift between rounds (a shared VM: +-10-20 %)."""
+    machine's drift between rounds (a shared VM: +-10-20 %).  The fps reported
+    for each path are the medians of its faster setting, chosen on all rounds."""
     clip = load_clip(codec, s.frames, s.width, s.height, s.cache)
     progress(f"{codec}: {clip.frames} frames of {clip.width}x{clip.height} ({clip.path.name})")
     # warm-up: libraries loaded, decoders opened once, caches hot
     sim_decode(clip, limit=min(4, clip.frames))
     bare_decode(clip, "SLICE")
     runs = _Runs(clip)
+    # every decode of a round, in one order and then in the reverse one: a linear drift
+    # in the machine's speed then weighs alike on any two settings compared
+    sequence = [(runs.bare, t) for t in BARE_THREAD_TYPES] + [(runs.sim, t) for t in SIM_THREADS]
     for run in range(s.repeat):
-        paths = [(runs.bare, BARE_THREAD_TYPES), (runs.sim, tuple(SIM_THREADS))]
-        for decode, settings in paths if run % 2 == 0 else reversed(paths):
-            for setting in settings:
-                decode(setting)
+        for decode, setting in sequence if run % 2 == 0 else reversed(sequence):
+            decode(setting)
         progress(f"{codec}: run {run + 1}/{s.repeat}: sim "
                  + ", ".join(f"{t} {v[-1]:.1f}" for t, v in runs.sim_fps.items()) + "; bare "
                  + ", ".join(f"{t} {v[-1]:.1f}" for t, v in runs.bare_fps.items()))
@@ -694,17 +696,20 @@ class _Runs:
         return n / seconds
 
 
-def median_interval(values: list[float], confidence: float = 0.95,
-                    resamples: int = 2000) -> tuple[float, float]:
-    """A percentile bootstrap interval of the median (seeded: the same values give
-    the same interval)."""
-    import random
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """The distribution-free interval of the median: the k-th smallest and k-th
+    largest value, with k as large as the binomial distribution allows for
+    ``confidence`` (for 12 values the 3rd and the 10th, 96 %).  None with too few
+    values for any interval (under 6 for 95 %)."""
+    from math import comb
 
-    rng = random.Random(0)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values)))
-                     for _ in range(resamples))
-    tail = int(resamples * (1 - confidence) / 2)
-    return medians[tail], medians[-tail - 1]
+    n = len(values)
+    ordered = sorted(values)
+    for k in range(n // 2, 0, -1):
+        outside = 2 * sum(comb(n, i) for i in range(k)) / 2 ** n
+        if 1 - outside >= confidence:
+            return ordered[k - 1], ordered[n - k]
+    return None
 
 
 def rss_growth(clip: Clip, warmup: int, frames: int, threads: str = "SLICE") -> dict:
@@ -813,9 +818,10 @@ def format_report(report: dict) -> str:
             f"{t} bare {c['bare']:.2f} ms, sim {c['sim']:.2f} ms "
             f"({c['sim'] - c['bare']:+.2f} ms, {100 * (c['sim'] / c['bare'] - 1):+.0f} %)"
             for t, c in r["cpu_ms"].items())
-        lo, hi = r["ratio_interval"]
+        interval = ("too few rounds for a 95 % interval" if r["ratio_interval"] is None else
+                    "95 % interval {:.3f} .. {:.3f}".format(*r["ratio_interval"]))
         lines.append(f"  {codec:<5} sim/bare {' '.join(f'{x:.3f}' for x in r['ratio_runs'])} "
-                     f"(median {r['ratio']:.3f}, 95 % interval {lo:.3f} .. {hi:.3f}; ratio of "
+                     f"(median {r['ratio']:.3f}, {interval}; ratio of "
                      f"the medians {r['ratio_of_medians']:.3f}); {r['requests_per_picture']:.2f} "
                      f"requests a picture; CPU {cpu}")
     lines += ["", "sim path with its faster threads, ms per picture by stage (one instrumented "

@@ -131,9 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     journal = _setup_logging(level)
-    if args.command in ("demo", "decode", "daemon", "bench"):
+    if args.command in ("demo", "decode", "bench"):
+        # a 3 MB picture reuses freed memory, not fresh pages (heap.py); not the long-running
+        # daemon, whose pictures go straight into CAPTURE buffers and which should give
+        # memory back between streams
         from .heap import keep_freed_memory
-        keep_freed_memory()     # a 3 MB picture reuses freed memory, not fresh pages (heap.py)
+        keep_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

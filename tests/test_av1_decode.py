@@ -167,7 +167,8 @@ def test_frame_threads_park_for_a_deep_client_bit_exact(clips, name):
     clip = clips[name]
     width, height, frames, pix_fmt, _ = CLIPS[name]
     fourcc, ffmpeg_fmt = fourcc_of(pix_fmt)
-    with open_decoder("sim", daemon_options=THREADS["frame"]) as opened:
+    # inline: how many requests queue up (and so park) must not depend on thread timing
+    with open_decoder("sim", daemon_options=THREADS["frame"], daemon_thread=False) as opened:
         pictures = list(decode_through(opened.decoder, "av1", width, height,
                                        container.packets(clip), depth=6, timeout=5.0,
                                        capture_format=fourcc))

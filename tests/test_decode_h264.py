@@ -68,9 +68,11 @@ def expected(clips):
 
 
 def decode_with(path, client, depth=2, daemon_options=None):
-    """Decode through the sim with ``client``; (pictures, kernel stats, daemon stats)."""
+    """Decode through the sim with ``client``; (pictures, kernel stats, daemon stats).
+    The daemon inline: some tests count what the kernel's queues held (parked pictures),
+    which must not depend on how fast a daemon thread keeps up."""
     info = container.probe(path)
-    with open_decoder("sim", daemon_options=daemon_options) as opened:
+    with open_decoder("sim", daemon_options=daemon_options, daemon_thread=False) as opened:
         pipeline = StatelessPipeline(opened.decoder, client, info.width, info.height, depth=depth)
         try:
             pictures = list(pipeline.run(container.packets(path)))

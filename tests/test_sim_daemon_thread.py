@@ -16,6 +16,7 @@ from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.daemon import THREADS, Daemon
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
+from daedalus_v4l2.v4l2 import uapi
 
 from .reference import ffmpeg_nv12, frame_md5s
 
@@ -125,6 +126,45 @@ def test_a_wait_nothing_can_end_is_a_deadlock_with_the_daemon_in_a_thread():
     finally:
         thread.stop()
     assert not thread.alive and thread.error is None
+    kernel.ledger.check_all_returned()
+
+
+def test_a_wait_on_a_stalled_daemon_thread_ends_by_the_watchdog_then_as_a_deadlock():
+    """Messages the stalled daemon will never read are no reason to wait: once the
+    watchdog has ended the job, a second wait is a SimDeadlock, not a hang."""
+    kernel = SimKernel(watchdog_ms=50)
+    thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
+    try:
+        kernel.faults.stall_daemon = True
+        client = SimClient(kernel)
+        client.streamon()
+        client.queue_capture(0)
+        client.queue_output(0, b"a", 1_000_000_000)
+        assert client.dqbuf(CAP).flags & uapi.V4L2_BUF_FLAG_ERROR     # the watchdog's
+        assert kernel.stats.watchdog_expiries == 1 and kernel.chardev.fifo
+        with pytest.raises(SimDeadlock):
+            client.dqbuf(CAP)
+        client.streamoff()
+        client.close()
+    finally:
+        assert thread.stop()
+    kernel.ledger.check_all_returned()
+
+
+def test_a_killed_daemon_thread_fails_its_job_and_stops_reading():
+    kernel = SimKernel()
+    thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
+    kernel.faults.stall_daemon = True           # the job stays with the daemon
+    client = SimClient(kernel)
+    client.streamon()
+    client.queue_capture(0)
+    client.queue_output(0, b"a", 1_000_000_000)
+    kernel.faults.kill_daemon()                 # from this (another) thread, as the TUI does
+    assert client.dqbuf(CAP).flags & uapi.V4L2_BUF_FLAG_ERROR
+    thread._thread.join(5)
+    assert not thread.alive, "a daemon thread whose chardev is closed went on polling it"
+    client.streamoff()
+    client.close()
     kernel.ledger.check_all_returned()
 
 

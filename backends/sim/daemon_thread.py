@@ -30,24 +30,37 @@ class DaemonThread:
 
     def start(self) -> "DaemonThread":
         self.kernel.run_daemon_in_thread()
+        self._set_running(True)
         self._thread.start()
         return self
 
     def _run(self) -> None:
         try:
-            self.daemon.run(self._stop, poll_interval=POLL_INTERVAL)
+            # until stopped, or until its chardev is closed (killed): nothing more to read
+            while not self._stop.is_set() and not self.daemon.transport.closed:
+                self.daemon.step(POLL_INTERVAL)
         except BaseException as exc:  # a daemon process that dies: its fd closes
             self.error = exc
             log.critical("the daemon thread died: %s: %s", type(exc).__name__, exc, exc_info=True)
             self.daemon.transport.close()   # every job in flight fails now, as dv_fail_all does
+        finally:
+            self._set_running(False)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the message in hand (a decode finishes in milliseconds)."""
+    def _set_running(self, running: bool) -> None:
+        with self.kernel.lock:      # a client waiting on it looks again
+            self.kernel.daemon_thread_running = running
+            self.kernel.changed.notify_all()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop after the message in hand (a decode finishes in milliseconds); False
+        if the thread is still running after ``timeout``."""
         self._stop.set()
         self.daemon.transport.wake()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("the daemon thread did not stop within %.0f s", timeout)
+            return False
+        return True
 
     @property
     def alive(self) -> bool:

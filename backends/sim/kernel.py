@@ -40,6 +40,8 @@ from .vb2 import BufState, Ledger, Vb2Buffer
 log = logging.getLogger("daedalus_v4l2.sim")
 
 CLAIM_POLICIES = ("device_run", "buf_done")
+# With the daemon in its own thread, the longest a blocking call sleeps before it looks again.
+MAX_WAIT = 0.1
 
 
 class SimDeadlock(DeviceError):
@@ -84,6 +86,7 @@ class SimKernel:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)   # a buffer done, a message queued
         self.threaded = False
+        self.daemon_thread_running = False  # DaemonThread's loop, while it reads
         self._epoch = 0.0
 
     # ------------------------------------------------------------------ public API
@@ -134,20 +137,25 @@ class SimKernel:
 
         Inline, that is one step().  With the daemon in its own thread, wait
         until it changes something or the next watchdog deadline passes; with
-        no job out to the daemon and no message for it, nothing can change."""
+        no job out to the daemon and no message it will read, nothing can."""
         if not self.threaded:
             return self.step(until)
         self.follow_real_time()
         deadline = self.next_deadline()
-        if deadline is None and not self.chardev.fifo:
+        if deadline is None and not self._daemon_will_read():
             return False
         if until is not None and self.clock >= until:
             return False
-        wakes = [d for d in (deadline, until) if d is not None]
-        self.changed.wait(max(0.0, (min(wakes) - self.clock) / 1000) if wakes else None)
+        wakes = [(d - self.clock) / 1000 for d in (deadline, until) if d is not None]
+        # bounded: a fault set or a daemon thread gone without a notify is seen anyway
+        self.changed.wait(max(0.0, min(wakes + [MAX_WAIT])))
         self.follow_real_time()
         self.watchdog()
         return True
+
+    def _daemon_will_read(self) -> bool:
+        return bool(self.chardev.fifo) and self.daemon_thread_running and \
+            self.chardev.is_open and not self.faults.stall_daemon
 
     def run_until(self, predicate: Callable[[], bool], max_steps: int = 1_000_000) -> bool:
         for _ in range(max_steps):

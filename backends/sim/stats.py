@@ -36,4 +36,5 @@ class Faults:
 
     def kill_daemon(self) -> None:
         """Close the chardev as if the daemon process died."""
-        self._kernel.chardev.kill()
+        with self._kernel.lock:     # the daemon may be in its own thread
+            self._kernel.chardev.kill()

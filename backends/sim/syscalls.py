@@ -534,7 +534,7 @@ class SimSyscalls(Syscalls):
             if ready or timeout == 0:
                 return ready
             if not self.kernel.progress(until=limit):
-                if limit is not None:
+                if limit is not None and not self.kernel.threaded:   # virtual time passes
                     self.kernel.clock = max(self.kernel.clock, limit)
                 return []
 
