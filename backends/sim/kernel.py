@@ -8,9 +8,11 @@ Two ways to run the daemon:
 * inline (the default): everything runs in the caller's thread; a blocking
   call lets the daemon handle one message at a time (step()), and time only
   moves when step() fires a timer (or advance() is called), so a run is a
-  deterministic function of the calls made.  Tests and the TUI use this.
-* in a thread of its own (:class:`~.daemon_thread.DaemonThread`), as on a Pi
-  where the daemon is a process of its own: libavcodec decodes one request
+  deterministic function of the calls made.  The tests of the kernel's rules,
+  the TUI and `decode --sim-daemon inline` use this.
+* in a thread of its own (:class:`~.daemon_thread.DaemonThread`, what
+  ``open_decoder`` and so ``decode`` start), as on a Pi where the daemon is a
+  process of its own: libavcodec decodes one request
   while the client prepares the next.  Every call into the kernel, from the
   client or the daemon, holds ``lock`` (the module's mutex); blocking calls
   wait on ``changed`` for a buffer to be done, and the clock follows real time
