@@ -48,8 +48,8 @@ import time
 from pathlib import Path
 
 from daedalus_v4l2.backends_runtime import open_decoder
-from daedalus_v4l2.heap import keep_freed_memory
 from daedalus_v4l2.decode import decode_through
+from daedalus_v4l2.heap import keep_freed_memory
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
 from daedalus_v4l2.tui.app import REFRESH_HZ, SIM_SWITCH_INTERVAL, UI_NICE, DaedalusTui
 from daedalus_v4l2.tui.process_source import ProcessSource

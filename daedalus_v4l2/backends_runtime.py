@@ -4,7 +4,7 @@ sim: a fresh simulated kernel in this process with the daemon attached to
      its chardev, so one command runs the whole stack.  The daemon reads the
      chardev in a thread of its own, as on a Pi where it is a process of its
      own; ``daemon_thread=False`` runs it inline instead, in the caller's thread
-     and deterministically (slower: nothing overlaps).
+     and deterministically (on 2 cores not clearly slower: see README, Performance).
 hw:  the real /dev/videoN and /dev/mediaN of the daedalus_v4l2 module; the
      daemon runs separately (``daedalus-v4l2 daemon --backend hw``).
 """

@@ -23,7 +23,9 @@ def record(clip: Path) -> list[bytes]:
 
     info = container.probe(clip)
     seen: list[bytes] = []
-    with open_decoder("sim") as opened:
+    # inline: the spy below sees every message (a daemon thread could already be
+    # inside a read when it is put in place), and the seeds are the same every time
+    with open_decoder("sim", daemon_thread=False) as opened:
         transport = opened.daemon.transport
         inner = transport._recv_internal
 

@@ -4,6 +4,7 @@ The contracts hold as with the daemon inline: the same pictures, in decode
 order, every buffer back; a daemon that dies or stalls fails its jobs instead
 of hanging the client; a wait that can never end is still a SimDeadlock.
 """
+import contextlib
 import logging
 import threading
 
@@ -111,39 +112,16 @@ def test_a_stalled_daemon_thread_is_ended_by_the_watchdog(hidden_frames_clip):
     kernel.ledger.check_all_returned()
 
 
-def test_a_wait_nothing_can_end_is_a_deadlock_with_the_daemon_in_a_thread():
-    kernel = SimKernel()
-    daemon = Daemon(kernel.open_chardev())
-    thread = DaemonThread(kernel, daemon).start()
-    try:
-        client = SimClient(kernel)
-        client.streamon()
-        client.queue_output(0, b"a", 1_000_000_000)   # no CAPTURE buffer: it can never run
-        with pytest.raises(SimDeadlock, match="0 CAPTURE buffers ready"):
-            client.dqbuf(CAP)
-        client.streamoff()
-        client.close()
-    finally:
-        thread.stop()
-    assert not thread.alive and thread.error is None
-    kernel.ledger.check_all_returned()
-
-
-def test_a_wait_on_a_stalled_daemon_thread_ends_by_the_watchdog_then_as_a_deadlock():
-    """Messages the stalled daemon will never read are no reason to wait: once the
-    watchdog has ended the job, a second wait is a SimDeadlock, not a hang."""
-    kernel = SimKernel(watchdog_ms=50)
+@contextlib.contextmanager
+def threaded_sim(**kernel_options):
+    """A kernel with the daemon in its thread and a client streaming on it; the
+    thread stopped (and the ledger checked) at the end."""
+    kernel = SimKernel(**kernel_options)
     thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
     try:
-        kernel.faults.stall_daemon = True
         client = SimClient(kernel)
         client.streamon()
-        client.queue_capture(0)
-        client.queue_output(0, b"a", 1_000_000_000)
-        assert client.dqbuf(CAP).flags & uapi.V4L2_BUF_FLAG_ERROR     # the watchdog's
-        assert kernel.stats.watchdog_expiries == 1 and kernel.chardev.fifo
-        with pytest.raises(SimDeadlock):
-            client.dqbuf(CAP)
+        yield kernel, thread, client
         client.streamoff()
         client.close()
     finally:
@@ -151,21 +129,36 @@ def test_a_wait_on_a_stalled_daemon_thread_ends_by_the_watchdog_then_as_a_deadlo
     kernel.ledger.check_all_returned()
 
 
+def test_a_wait_nothing_can_end_is_a_deadlock_with_the_daemon_in_a_thread():
+    with threaded_sim() as (kernel, thread, client):
+        client.queue_output(0, b"a", 1_000_000_000)   # no CAPTURE buffer: it can never run
+        with pytest.raises(SimDeadlock, match="0 CAPTURE buffers ready"):
+            client.dqbuf(CAP)
+    assert not thread.alive and thread.error is None
+
+
+def test_a_wait_on_a_stalled_daemon_thread_ends_by_the_watchdog_then_as_a_deadlock():
+    """Messages the stalled daemon will never read are no reason to wait: once the
+    watchdog has ended the job, a second wait is a SimDeadlock, not a hang."""
+    with threaded_sim(watchdog_ms=50) as (kernel, thread, client):
+        kernel.faults.stall_daemon = True
+        client.queue_capture(0)
+        client.queue_output(0, b"a", 1_000_000_000)
+        assert client.dqbuf(CAP).flags & uapi.V4L2_BUF_FLAG_ERROR     # the watchdog's
+        assert kernel.stats.watchdog_expiries == 1 and kernel.chardev.fifo
+        with pytest.raises(SimDeadlock):
+            client.dqbuf(CAP)
+
+
 def test_a_killed_daemon_thread_fails_its_job_and_stops_reading():
-    kernel = SimKernel()
-    thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
-    kernel.faults.stall_daemon = True           # the job stays with the daemon
-    client = SimClient(kernel)
-    client.streamon()
-    client.queue_capture(0)
-    client.queue_output(0, b"a", 1_000_000_000)
-    kernel.faults.kill_daemon()                 # from this (another) thread, as the TUI does
-    assert client.dqbuf(CAP).flags & uapi.V4L2_BUF_FLAG_ERROR
-    thread._thread.join(5)
-    assert not thread.alive, "a daemon thread whose chardev is closed went on polling it"
-    client.streamoff()
-    client.close()
-    kernel.ledger.check_all_returned()
+    with threaded_sim() as (kernel, thread, client):
+        kernel.faults.stall_daemon = True           # the job stays with the daemon
+        client.queue_capture(0)
+        client.queue_output(0, b"a", 1_000_000_000)
+        kernel.faults.kill_daemon()                 # from this (another) thread, as the TUI does
+        assert client.dqbuf(CAP).flags & uapi.V4L2_BUF_FLAG_ERROR
+        thread._thread.join(5)                      # no stop(): it must end by itself
+        assert not thread.alive, "a daemon thread whose chardev is closed went on polling it"
 
 
 def test_decode_runs_the_daemon_inline_on_request(hidden_frames_clip, tmp_path):

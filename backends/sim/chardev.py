@@ -192,8 +192,7 @@ class SimTransport(Transport):
         return kernel.chardev.read()
 
     def _readable(self) -> bool:
-        return self.closed or self.woken or (
-            bool(self.kernel.chardev.fifo) and not self.kernel.faults.stall_daemon)
+        return self.closed or self.woken or self.kernel.daemon_will_read()
 
     def wake(self) -> None:
         """End a receive() that waits (the daemon thread is stopping)."""

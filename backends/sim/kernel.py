@@ -144,7 +144,7 @@ class SimKernel:
             return self.step(until)
         self.follow_real_time()
         deadline = self.next_deadline()
-        if deadline is None and not self._daemon_will_read():
+        if deadline is None and not self.daemon_will_read():
             return False
         if until is not None and self.clock >= until:
             return False
@@ -155,7 +155,9 @@ class SimKernel:
         self.watchdog()
         return True
 
-    def _daemon_will_read(self) -> bool:
+    def daemon_will_read(self) -> bool:
+        """A message is queued that the daemon's thread will read (it runs, is not
+        stalled, and its chardev is open)."""
         return bool(self.chardev.fifo) and self.daemon_thread_running and \
             self.chardev.is_open and not self.faults.stall_daemon
 
