@@ -74,7 +74,7 @@ def bare(clip: Clip) -> float:
     with open_decoder("sim", daemon_thread=False) as opened:
         start = time.perf_counter()
         n = sum(1 for _ in decode_through(opened.decoder, clip.codec, clip.width, clip.height,
-                                          clip.packets))
+                                          clip.packets, borrow=True))
         seconds = time.perf_counter() - start
     assert n == len(clip.packets) or n
     return seconds

@@ -5,15 +5,18 @@ motion (:func:`daedalus_v4l2.synth.make_clip`, cached outside the checkout in
 ``~/.cache/daedalus-v4l2/bench/``) is decoded, side by side:
 
 ``bare``
-    PyAV alone: decode to tightly packed NV12 (``reformat(format="nv12")`` and
-    a copy into one buffer), with the best thread setting PyAV allows (frame
+    PyAV alone: decode to tightly packed NV12 (``reformat(format="nv12")``; its
+    planes as they are when their rows are unpadded, as at 1080p, else copied
+    into one buffer), with the best thread setting PyAV allows (frame
     and slice threading both tried, for AV1 libdav1d's frame delay, the faster
     one reported).
 ``sim``
     The full path of ``daedalus-v4l2 decode --backend sim``: the stateless
     client, the simulated kernel, the wire protocol, the daemon (in its own
     thread, as on a Pi where it is a process), libavcodec, packing into the
-    CAPTURE buffer, DQBUF and unpacking to tight NV12; with
+    CAPTURE buffer, DQBUF and the picture handed on as a view of the CAPTURE
+    buffer (``decode_through(borrow=True)``, unpacked only when its rows are
+    padded); with
     the daemon's two thread settings (``--threads``): slice threads for a
     client 2 requests deep, frame threads for one 6 deep (the faster one
     reported, as for bare).
@@ -192,14 +195,20 @@ BARE_THREAD_TYPES = ("SLICE", "FRAME")
 DAV1D_FRAME_DELAY = {"SLICE": "1", "FRAME": "0"}
 
 
-def _tight_nv12_copy(frame, target: str) -> bytearray:
-    """PyAV's own way to a tightly packed picture: reformat, then copy the rows."""
+def _tight_nv12(frame, target: str) -> bytearray | list[memoryview]:
+    """PyAV's own way to a tightly packed picture: reformat, then, as the sim path
+    hands out its CAPTURE buffer without a copy (``decode_through(borrow=True)``),
+    the planes as they are when their rows are unpadded (1080p); else the rows
+    copied into one buffer."""
     import numpy as np
 
     ref = frame.reformat(format=target)
     bps = 2 if target == "p010le" else 1
     w, h = ref.width, ref.height
     rows = [(w * bps, h), (2 * ((w + 1) // 2) * bps, (h + 1) // 2)]
+    if all(plane.line_size == row_bytes for plane, (row_bytes, _) in zip(ref.planes, rows)):
+        return [memoryview(plane)[:row_bytes * nrows]
+                for plane, (row_bytes, nrows) in zip(ref.planes, rows)]
     out = bytearray(sum(b * n for b, n in rows))
     view = np.frombuffer(out, np.uint8)
     pos = 0
@@ -229,7 +238,7 @@ def bare_decode(clip: Clip, thread_type: str, loops: int = 1) -> tuple[int, floa
                 # held until the next one, as the sim path's consumer holds its Picture: the
                 # allocation pattern matters (glibc maps and page-faults a fresh 3 MB buffer
                 # when one is freed right away: ~3 ms a picture)
-                picture = _tight_nv12_copy(frame, target)  # noqa: F841
+                picture = _tight_nv12(frame, target)  # noqa: F841
                 n += 1
     return n, time.perf_counter() - start
 
@@ -265,7 +274,8 @@ def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
     with open_decoder("sim", daemon_options=daemon_options, daemon_thread=daemon_thread) as opened:
         pictures = decode_through(opened.decoder, clip.codec_name, clip.width, clip.height,
                                   itertools.islice(_looped(clip.packets, loops), limit),
-                                  depth=depth, capture_format=capture_format_for(clip.pix_fmt))
+                                  depth=depth, capture_format=capture_format_for(clip.pix_fmt),
+                                  borrow=True)
         try:
             for picture in pictures:
                 n += 1
@@ -376,7 +386,8 @@ def sim_stages(clip: Clip, threads: str = "SLICE") -> dict:
         out = {k: 1e3 * v / max(n, 1) for k, v in stages.items()}
         out["transport"] = out["kernel"] + out["protocol"]
         out["total"] = 1e3 * whole / max(n, 1)
-        # what the emulation adds to libavcodec's own work (unpack excluded: bare copies too)
+        # what the emulation adds to libavcodec's own work (unpack excluded: bare copies
+        # padded rows too)
         out["overhead"] = out["total"] - out["libavcodec"] - out["unpack"]
         per.update({name + k: v for k, v in out.items()})
     return per
@@ -509,7 +520,7 @@ def hw_decode(clip: Clip, loops: int = 1) -> tuple[int, float]:
     with open_decoder("hw") as opened:
         for picture in decode_through(opened.decoder, clip.codec_name, clip.width, clip.height,
                                       _looped(clip.packets, loops),
-                                      capture_format=capture_format_for(clip.pix_fmt)):
+                                      capture_format=capture_format_for(clip.pix_fmt), borrow=True):
             n += picture.data is not None
     return n, time.perf_counter() - start
 
@@ -805,8 +816,10 @@ def format_report(report: dict) -> str:
                      f"{r['ratio_slice']:>10.3f}"
                      f"{hw_text:>9}{r['peak_rss_mb']:>8.0f}MB"
                      f"{r['rss']['growth_mb']:>+8.1f}MB/{r['rss']['frames']}f")
-    lines.append("  (bare: PyAV alone, the faster of SLICE and FRAME threads (AV1: libdav1d "
-                 "with max_frame_delay 1 or its own); sim: the daemon in its own thread, with "
+    lines.append("  (bare: PyAV alone, reformat to NV12/P010, planes copied only if padded, the "
+                 "faster of SLICE and FRAME threads (AV1: libdav1d "
+                 "with max_frame_delay 1 or its own); sim: pictures borrowed from CAPTURE, the "
+                 "daemon in its own thread, with "
                  "slice threads and a client 2 deep or frame threads and a client 6 deep, the "
                  "faster; sim/bare: the median over the rounds of each round's sim run "
                  "against its bare run, each path's faster setting chosen on the other rounds; "
@@ -835,7 +848,7 @@ def format_report(report: dict) -> str:
             lines.append(f"{codec + ' ' + what:<11}"
                          + "".join(f"{r['stages_ms'][prefix + n]:>11.2f}" for n in names))
     lines.append("  (transport = sim kernel + protocol; client = pipeline, codec parsing and "
-                 "syscall marshalling; unpack = the client's copy to a tight picture; overhead = "
+                 "syscall marshalling; unpack = the client's copy to a tight picture, padded rows only; overhead = "
                  "total - libavcodec - unpack, what the emulated device adds; libavcodec's CPU "
                  "time is the calling thread's share only)")
     lines += ["", "packing one 1080p picture into a CAPTURE buffer (median ms):"]

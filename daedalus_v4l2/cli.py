@@ -199,7 +199,8 @@ def cmd_decode(args) -> int:
                           daemon_thread=args.sim_daemon == "thread") as opened:
             for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
                                           container.packets(args.input), depth=args.depth,
-                                          capture_format=capture_format_for(info.pix_fmt)):
+                                          capture_format=capture_format_for(info.pix_fmt),
+                                          borrow=True):
                 if picture.data is None:
                     failed += 1
                     what = f"packet {picture.packet}" if picture.packet else f"frame {picture.number}"

@@ -44,10 +44,14 @@ class Job:
 
 @dataclass
 class Picture:
-    """A display-order picture: tightly packed, or the reason it failed."""
+    """A display-order picture: tightly packed, or the reason it failed.
+
+    ``data`` is the picture's own copy, or with ``borrow`` (see
+    ``StatelessPipeline``) a read-only view that is valid until the next
+    picture is asked for."""
     number: int
     timestamp: int
-    data: bytes | None
+    data: bytes | bytearray | memoryview | None
     error: str = ""
     packet: int | None = None  # set (number 0) for a packet refused before it became a request
 
@@ -138,14 +142,25 @@ class StatelessPipeline:
     ``depth`` is how many requests may be in flight before the client waits
     for a CAPTURE buffer; depth 1 is the strict "wait for each picture" client
     that the decode-order contract says must never stall.
+
+    ``borrow`` hands each picture out without copying it, as a V4L2 client
+    that reads or exports the CAPTURE buffer itself does: ``Picture.data`` is
+    a read-only view of the mapped buffer (or, when the buffer's rows are
+    padded, of one scratch picture the pipeline reuses), valid until the
+    iterator is advanced, when the buffer goes back to the decoder.  A
+    consumer that keeps a picture copies it (``bytes(picture.data)``).
     """
 
     def __init__(self, decoder: StatelessDecoder, codec: CodecClient, width: int, height: int,
                  *, depth: int = 2, output_buffers: int = 4, timeout: float = 10.0,
-                 output_sizeimage: int = 0, capture_format: int = uapi.V4L2_PIX_FMT_NV12) -> None:
+                 output_sizeimage: int = 0, capture_format: int = uapi.V4L2_PIX_FMT_NV12,
+                 borrow: bool = False) -> None:
         self.decoder, self.codec, self.depth, self.timeout = decoder, codec, depth, timeout
-        self.width, self.height = width, height
+        self.width, self.height, self.borrow = width, height, borrow
         self._setup(width, height, output_buffers, output_sizeimage, capture_format)
+        self._tight_size = pixels.tight_prefix(self.capture_format.pixelformat, self.planes(),
+                                               width, height)
+        self._scratch: bytearray | None = None  # borrow with padded rows: the reused picture
         self._timestamp = 0
         self._frame_number = 0
         self._in_flight: deque[int] = deque()          # timestamps, decode order
@@ -270,14 +285,35 @@ class StatelessPipeline:
             if error:
                 self.errors += 1
                 yield Picture(self._frame_number, timestamp, None, error)
+            elif self.borrow:
+                view = self._view(index)
+                try:
+                    yield Picture(self._frame_number, timestamp, view)
+                finally:
+                    _release(view)
             else:
                 yield Picture(self._frame_number, timestamp, self._read(index))
             self._recycle()
 
-    def _read(self, index: int) -> bytes:
+    def _read(self, index: int) -> bytearray:
         memory = self.decoder.buffers[CAPTURE][index].memory
         return pixels.unpack_picture(memory, self.capture_format.pixelformat, self.planes(),
                                      self.width, self.height)
+
+    def _view(self, index: int) -> memoryview:
+        """A read-only view of the tight picture in CAPTURE buffer ``index``."""
+        memory = self.decoder.buffers[CAPTURE][index].memory
+        fourcc = self.capture_format.pixelformat
+        if self._tight_size is not None:
+            if len(memory) < self._tight_size:
+                raise DeviceError(0, f"CAPTURE buffer {index} maps {len(memory)} bytes, its "
+                                     f"picture needs {self._tight_size}")
+            return memoryview(memory)[:self._tight_size].toreadonly()
+        if self._scratch is None:
+            self._scratch = bytearray(pixels.tight_size(fourcc, self.width, self.height))
+        pixels.unpack_picture_into(memory, fourcc, self.planes(), self.width, self.height,
+                                   self._scratch)
+        return memoryview(self._scratch).toreadonly()
 
     def _recycle(self) -> None:
         """Queue again every held CAPTURE buffer no reference and no display needs."""
@@ -296,6 +332,16 @@ class StatelessPipeline:
                 log.warning("%s", exc)
         for request in self._requests.values():
             request.close()
+
+
+def _release(view: memoryview) -> None:
+    """Let go of a borrowed picture.  A consumer that made its own view of it
+    (numpy, say) keeps the buffer exported; that view then sees the next
+    picture the buffer holds, as ``borrow`` says."""
+    try:
+        view.release()
+    except BufferError:
+        pass
 
 
 def decode_through(decoder: StatelessDecoder, codec: str, width: int, height: int,

@@ -63,7 +63,7 @@ def run_demo(workdir: Path, frames: int = 60, width: int = 352, height: int = 28
     start = time.monotonic()
     with open_decoder("sim") as opened:
         for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
-                                      container.packets(clip)):
+                                      container.packets(clip), borrow=True):
             if picture.data is None:
                 errors += 1
                 got.append("")

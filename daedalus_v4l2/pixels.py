@@ -256,6 +256,18 @@ def unpack_picture_into(src, fourcc: int, planes: list[proto.Plane], width: int,
     return lib.dv_fnv_digest(st) if digest else None
 
 
+def tight_prefix(fourcc: int, planes: list[proto.Plane], width: int, height: int) -> int | None:
+    """The size of the tight picture when a buffer laid out per ``planes`` starts
+    with it (every plane where the tight picture has it, rows unpadded); None if not."""
+    _, rows = _geometry(fourcc, width, height)
+    pos = 0
+    for (row_bytes, nrows), plane in zip(rows, planes):
+        if int(plane.offset) != pos or int(plane.bytesperline) != row_bytes:
+            return None
+        pos += row_bytes * nrows
+    return pos
+
+
 def unpack_picture(src, fourcc: int, planes: list[proto.Plane], width: int,
                    height: int) -> bytearray:
     """The tightly packed picture (what ``ffmpeg -f rawvideo -pix_fmt nv12|p010le``
@@ -265,17 +277,12 @@ def unpack_picture(src, fourcc: int, planes: list[proto.Plane], width: int,
     copy of the whole picture (for a 1080p P010 frame it costs more than the
     unpacking itself, mostly page faults); it compares equal to bytes and
     writes to a file the same way."""
-    _, rows = _geometry(fourcc, width, height)
     _check_layout(fourcc, width, height, planes, _nbytes(src), "source")
-    pos = 0
-    for (row_bytes, nrows), plane in zip(rows, planes):
-        if int(plane.offset) != pos or int(plane.bytesperline) != row_bytes:
-            break
-        pos += row_bytes * nrows
-    else:
+    size = tight_prefix(fourcc, planes, width, height)
+    if size is not None:
         # the buffer holds the tight picture already (e.g. 1080p: 1920 is 16-aligned):
         # one copy, without zeroing a new buffer first
-        return bytearray(memoryview(src).cast("B")[:pos])
+        return bytearray(memoryview(src).cast("B")[:size])
     out = bytearray(tight_size(fourcc, width, height))
     unpack_picture_into(src, fourcc, planes, width, height, out)
     return out

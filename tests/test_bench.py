@@ -155,3 +155,28 @@ def test_clip_cache_names_every_parameter(tmp_path):
     b = bench.clip_path("vp9", 11, directory=tmp_path, make=False)
     c = bench.clip_path("h264", 10, directory=tmp_path, make=False)
     assert len({a, b, c}) == 3 and not a.exists()
+
+
+@pytest.mark.parametrize("width", [64, 38])
+def test_bare_hands_out_the_tight_picture_copying_only_padded_rows(width):
+    """Bare PyAV's picture, as the sim path's (decode_through(borrow=True)): the
+    reformatted planes themselves when their rows are unpadded, else one copy;
+    either way the bytes of the tightly packed NV12 picture."""
+    av = pytest.importorskip("av")
+    np = pytest.importorskip("numpy")
+    from daedalus_v4l2 import pixels
+
+    height = 22
+    rng = np.random.default_rng(width)
+    frame = av.VideoFrame.from_ndarray(
+        rng.integers(0, 256, (height * 3 // 2, width), dtype=np.uint8), format="yuv420p")
+    planes, size = pixels.capture_layout(pixels.NV12, width, height)
+    dst = bytearray(size)
+    pixels.pack_frame(frame, pixels.NV12, planes, dst, digest=False)
+    tight = pixels.unpack_picture(dst, pixels.NV12, planes, width, height)
+
+    picture = bench._tight_nv12(frame, "nv12")
+    ref_rows_tight = frame.reformat(format="nv12").planes[0].line_size == width
+    assert isinstance(picture, list) == ref_rows_tight
+    got = b"".join(bytes(p) for p in picture) if isinstance(picture, list) else bytes(picture)
+    assert got == bytes(tight)

@@ -6,6 +6,8 @@ simulated V4L2 stateless device and the daemon, and compared frame by frame
 build writes for `-f rawvideo -pix_fmt nv12`.  The 10-bit (profile 2) clip
 comes from the ffmpeg CLI's libvpx: PyAV's has no high bit depth.
 """
+import hashlib
+
 import pytest
 
 from daedalus_v4l2 import cli, container, proto
@@ -231,3 +233,45 @@ def test_decode_threads_with_the_hw_backend_points_at_the_daemon(clips, tmp_path
     assert cli.main(["decode", str(clips["good-352x288.webm"]), "-o", str(tmp_path / "o"),
                      "--backend", "hw", "--threads", "frame"]) == 2
     assert "daemon --threads frame" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["good-352x288.webm", "good-322x182.ivf"])
+def test_borrowed_pictures_are_the_same_pictures_without_a_copy(clips, name):
+    """borrow=True (what `decode` uses): each picture is a read-only view, of the
+    CAPTURE buffer itself when its rows are unpadded (352 wide) or of one reused
+    scratch picture (322 wide), let go of when the next picture is asked for."""
+    clip = clips[name]
+    info = container.probe(clip)
+
+    def pictures(**options):
+        with open_decoder("sim") as opened:
+            yield from decode_through(opened.decoder, info.codec, info.width, info.height,
+                                      container.packets(clip), **options)
+
+    copied = [hashlib.md5(p.data).hexdigest() for p in pictures()]
+    borrowed, previous, buffers = [], None, set()
+    for picture in pictures(borrow=True):
+        assert isinstance(picture.data, memoryview) and picture.data.readonly
+        if previous is not None:
+            with pytest.raises(ValueError):     # released: the buffer went back to the device
+                bytes(previous)
+        buffers.add(id(picture.data.obj))      # what the view is of: which buffer
+        borrowed.append(hashlib.md5(picture.data).hexdigest())
+        previous = picture.data
+    assert borrowed == copied and len(copied) == CLIPS[name][2]
+    scratch = info.width % 16 != 0
+    assert (len(buffers) == 1) == scratch, "a padded layout reuses one scratch picture"
+
+
+def test_a_consumer_that_keeps_a_numpy_view_of_a_borrowed_picture_does_not_stop_the_decode(clips):
+    np = pytest.importorskip("numpy")
+    clip = clips["good-352x288.webm"]
+    info = container.probe(clip)
+    kept = []
+    with open_decoder("sim") as opened:
+        for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
+                                      container.packets(clip), borrow=True):
+            kept.append(np.frombuffer(picture.data, np.uint8))
+        stats = opened.kernel.stats
+    assert len(kept) == CLIPS["good-352x288.webm"][2]
+    assert stats.errors == 0 and stats.done == stats.jobs

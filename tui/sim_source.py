@@ -150,7 +150,8 @@ class SimSource:
         self.clock = clock or time.perf_counter
         self._step_clock = self.clock if isinstance(self.clock, StepClock) else None
         self.pace_fps = pace_fps
-        self.on_picture = on_picture          # called in the worker with each Picture
+        # called in the worker with each Picture, whose data is borrowed: valid until it returns
+        self.on_picture = on_picture
         self.sink: Callable[[Snapshot], None] = lambda snapshot: None
         # no digests, as the decode path (backends_runtime.open_decoder) and the module
         self.kernel = DrivenKernel(self, seed=seed, watchdog_ms=watchdog_ms, digest=False)
@@ -244,7 +245,8 @@ class SimSource:
                                        self.kernel.media_path)
             try:
                 for picture in decode_through(decoder, self.clip.codec, self.clip.width,
-                                        self.clip.height, self._packets(), depth=self.depth):
+                                        self.clip.height, self._packets(), depth=self.depth,
+                                        borrow=True):
                     self._pictures += 1
                     if picture.data is None:
                         self.failed_pictures += 1

@@ -182,9 +182,13 @@ class SimKernel:
     # ------------------------------------------------------------------ plumbing
 
     def emit(self, kind: str, cookie: int | None = None, ctx: SimContext | None = None,
-             detail: str = "") -> None:
+             detail: str | Callable[[], str] = "") -> None:
+        """An event for the subscribers (the TUI); ``detail`` may be a function that
+        formats it, so that the events of every picture cost nothing unobserved."""
         if not self._subscribers:
             return
+        if callable(detail):
+            detail = detail()
         event = SimEvent(kind, cookie, ctx.id if ctx is not None else None, detail, self.clock)
         for callback in list(self._subscribers):
             callback(event)
@@ -298,7 +302,7 @@ class SimKernel:
         self.running = entry
         self.stats.jobs += 1
         self.emit("device_run", entry.cookie, ctx,
-                  f"src {src.index} dst {dst.index} frame {entry.frame}")
+                  lambda: f"src {src.index} dst {dst.index} frame {entry.frame}")
         # v4l2_ctrl_request_setup: the request's controls become the context's current ones
         ctx.apply_request(src.request)
         if not self._send_decode(entry):
@@ -380,7 +384,7 @@ class SimKernel:
             buf.request.complete()
         if self.threaded:
             self.changed.notify_all()
-        self.emit("buf_done", None, q.ctx, f"{buf.name} {'ERROR' if error else 'DONE'}")
+        self.emit("buf_done", None, q.ctx, lambda: f"{buf.name} {'ERROR' if error else 'DONE'}")
 
     def src_done(self, entry: InflightEntry, src: Vb2Buffer, error: bool) -> None:
         """The job ends with its src (dv_src_done): returned, then the device is free."""
@@ -461,7 +465,7 @@ class SimKernel:
             return ret
         if ret:
             self.stats.rejected_messages += 1
-        self.emit("frame", resp.cookie, ctx, f"flags 0x{resp.flags:x} -> {entry.state.value}")
+        self.emit("frame", resp.cookie, ctx, lambda: f"flags 0x{resp.flags:x} -> {entry.state.value}")
         entry.src = None
         # dst first: completing the src signals the request to the client
         self.complete_in_order(ctx)

@@ -58,6 +58,13 @@ def _set_str(field, text: bytes) -> None:
     ffi.memmove(field, text[:n], n)
 
 
+# the flags a buffer's state shows in QUERYBUF/DQBUF (the rest: QUEUED)
+_STATE_FLAGS = {BufState.IN_REQUEST: uapi.V4L2_BUF_FLAG_IN_REQUEST,
+                BufState.DONE: uapi.V4L2_BUF_FLAG_DONE,
+                BufState.ERROR: uapi.V4L2_BUF_FLAG_DONE | uapi.V4L2_BUF_FLAG_ERROR,
+                BufState.DEQUEUED: 0}
+
+
 class SimSyscalls(Syscalls):
     """One process's view of the simulated devices: its own fd table."""
 
@@ -242,10 +249,7 @@ class SimSyscalls(Syscalls):
     def _fill(self, b, buf) -> None:
         """What QUERYBUF/QBUF/DQBUF give back (vb2's __fill_v4l2_buffer)."""
         flags = uapi.V4L2_BUF_FLAG_TIMESTAMP_COPY | (buf.flags if buf.queue.is_output else 0)
-        flags |= {BufState.IN_REQUEST: uapi.V4L2_BUF_FLAG_IN_REQUEST,
-                  BufState.DONE: uapi.V4L2_BUF_FLAG_DONE,
-                  BufState.ERROR: uapi.V4L2_BUF_FLAG_DONE | uapi.V4L2_BUF_FLAG_ERROR,
-                  BufState.DEQUEUED: 0}.get(buf.state, uapi.V4L2_BUF_FLAG_QUEUED)
+        flags |= _STATE_FLAGS.get(buf.state, uapi.V4L2_BUF_FLAG_QUEUED)
         b.flags = flags
         b.field = uapi.V4L2_FIELD_NONE
         b.timestamp.tv_sec, rem = divmod(buf.timestamp_ns, 1_000_000_000)

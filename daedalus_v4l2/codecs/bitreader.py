@@ -55,21 +55,27 @@ class BitReader:
     # ---- fixed-width reads ----
     def read_bits(self, n: int, what: str = "bits") -> int:
         """f(n) / u(n): an n-bit unsigned value, most significant bit first."""
-        if n < 0:
-            raise ValueError(f"negative bit count {n}")
-        if n == 0:
-            return 0
-        self._need(n, what)
-        first_byte = self._pos // 8
-        last_byte = (self._pos + n - 1) // 8
-        chunk = int.from_bytes(self._data[first_byte:last_byte + 1], "big")
-        # Bits after the field inside the last byte are shifted out.
-        trailing = (last_byte + 1) * 8 - (self._pos + n)
-        self._pos += n
-        return (chunk >> trailing) & ((1 << n) - 1)
+        # the codec clients read ~100 fields a picture: the bounds check is inline
+        pos = self._pos
+        end = pos + n
+        if n <= 0 or end > self._total_bits:
+            if n < 0:
+                raise ValueError(f"negative bit count {n}")
+            if n == 0:
+                return 0
+            self._need(n, what)
+        last_byte = (end + 7) >> 3
+        chunk = int.from_bytes(self._data[pos >> 3:last_byte], "big")
+        self._pos = end
+        # bits after the field inside the last byte are shifted out
+        return (chunk >> ((last_byte << 3) - end)) & ((1 << n) - 1)
 
     def read_bool(self, what: str = "flag") -> bool:
-        return bool(self.read_bits(1, what))
+        pos = self._pos
+        if pos >= self._total_bits:
+            self._need(1, what)
+        self._pos = pos + 1
+        return bool((self._data[pos >> 3] >> (7 - (pos & 7))) & 1)
 
     def read_su(self, n: int, what: str = "signed value") -> int:
         """VP9 su(n): n magnitude bits, then a sign bit (VP9 spec "Descriptors", su(n))."""

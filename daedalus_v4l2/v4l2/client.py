@@ -102,6 +102,13 @@ class Request:
             self.fd = -1
 
 
+# the types of every picture's ioctls, looked up once (ffi.new parses a string each call)
+_BUFFER_P = ffi.typeof("struct v4l2_buffer *")
+_PLANE_1 = ffi.typeof("struct v4l2_plane[1]")
+_EXT_CONTROL_ARRAY = ffi.typeof("struct v4l2_ext_control[]")
+_EXT_CONTROLS_P = ffi.typeof("struct v4l2_ext_controls *")
+
+
 class StatelessDecoder:
     """One open of a stateless decoder: a video node and its media node."""
 
@@ -199,8 +206,8 @@ class StatelessDecoder:
 
     @staticmethod
     def _new_buffer(buf_type: int, index: int):
-        buf = ffi.new("struct v4l2_buffer *")
-        planes = ffi.new("struct v4l2_plane[1]")
+        buf = ffi.new(_BUFFER_P)
+        planes = ffi.new(_PLANE_1)
         buf.type, buf.index, buf.memory = buf_type, index, uapi.V4L2_MEMORY_MMAP
         buf.length, buf.m.planes = 1, planes
         return buf, planes
@@ -217,13 +224,13 @@ class StatelessDecoder:
         """Bind compound controls (each the bytes of its uAPI struct) to a request."""
         if not controls:
             return
-        array = ffi.new("struct v4l2_ext_control[]", len(controls))
+        array = ffi.new(_EXT_CONTROL_ARRAY, len(controls))
         keep = []  # the payloads must outlive the ioctl
         for ctrl, (cid, payload) in zip(array, controls.items()):
             data = ffi.from_buffer(payload)
             keep.append(data)
             ctrl.id, ctrl.size, ctrl.ptr = cid, len(payload), data
-        ctrls = ffi.new("struct v4l2_ext_controls *")
+        ctrls = ffi.new(_EXT_CONTROLS_P)
         ctrls.count, ctrls.controls = len(controls), array
         if request is not None:
             ctrls.which, ctrls.request_fd = uapi.V4L2_CTRL_WHICH_REQUEST_VAL, request.fd

@@ -79,7 +79,12 @@ class OsSyscalls(Syscalls):
         backing = self._maps.pop(id(mapping), None)
         mapping.release()
         if backing is not None:
-            backing.close()
+            try:
+                backing.close()
+            except BufferError:
+                # a caller still holds a view of a borrowed picture (numpy, say): the
+                # mapping goes when that view does, as munmap with a live reference would
+                pass
 
     def poll(self, fds, timeout):
         poller = select.poll()
