@@ -348,6 +348,7 @@ def _install_stage_timers(timer: StageTimer) -> None:
             timer.wrap(cls, "_feed", "libavcodec")
     timer.wrap(pixels, "pack_frame", "packing")
     timer.wrap(pixels, "unpack_picture", "unpack")
+    timer.wrap(pixels, "unpack_picture_into", "unpack")  # borrow's padded rows
     timer.wrap(proto, "encode", "protocol")
     timer.wrap(proto, "parse", "protocol")
     for name in ("ioctl", "poll", "mmap", "munmap"):

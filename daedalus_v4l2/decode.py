@@ -147,8 +147,11 @@ class StatelessPipeline:
     that reads or exports the CAPTURE buffer itself does: ``Picture.data`` is
     a read-only view of the mapped buffer (or, when the buffer's rows are
     padded, of one scratch picture the pipeline reuses), valid until the
-    iterator is advanced, when the buffer goes back to the decoder.  A
-    consumer that keeps a picture copies it (``bytes(picture.data)``).
+    iterator is advanced, when the buffer goes back to the decoder.  Only
+    ``Picture.data`` itself is released then: a slice of it or a numpy array
+    made from it stays readable and shows whatever the buffer holds next (the
+    daemon may be writing it).  A consumer that keeps a picture copies it
+    (``bytes(picture.data)``).
     """
 
     def __init__(self, decoder: StatelessDecoder, codec: CodecClient, width: int, height: int,
@@ -158,8 +161,7 @@ class StatelessPipeline:
         self.decoder, self.codec, self.depth, self.timeout = decoder, codec, depth, timeout
         self.width, self.height, self.borrow = width, height, borrow
         self._setup(width, height, output_buffers, output_sizeimage, capture_format)
-        self._tight_size = pixels.tight_prefix(self.capture_format.pixelformat, self.planes(),
-                                               width, height)
+        self._tight_size: int | None = None     # borrow: the tight picture's size, if unpadded
         self._scratch: bytearray | None = None  # borrow with padded rows: the reused picture
         self._timestamp = 0
         self._frame_number = 0
@@ -304,6 +306,8 @@ class StatelessPipeline:
         """A read-only view of the tight picture in CAPTURE buffer ``index``."""
         memory = self.decoder.buffers[CAPTURE][index].memory
         fourcc = self.capture_format.pixelformat
+        if self._tight_size is None and self._scratch is None:
+            self._tight_size = pixels.tight_prefix(fourcc, self.planes(), self.width, self.height)
         if self._tight_size is not None:
             if len(memory) < self._tight_size:
                 raise DeviceError(0, f"CAPTURE buffer {index} maps {len(memory)} bytes, its "
@@ -335,9 +339,10 @@ class StatelessPipeline:
 
 
 def _release(view: memoryview) -> None:
-    """Let go of a borrowed picture.  A consumer that made its own view of it
-    (numpy, say) keeps the buffer exported; that view then sees the next
-    picture the buffer holds, as ``borrow`` says."""
+    """Let go of a borrowed picture.  A consumer still holding a buffer export
+    of the view itself (a ``pickle.PickleBuffer``, cffi's ``from_buffer``)
+    keeps it alive; what it sees is then the next picture the buffer holds,
+    as ``borrow`` says."""
     try:
         view.release()
     except BufferError:

@@ -4,7 +4,6 @@ Tiny clips, one run: this checks the report, never a timing."""
 from __future__ import annotations
 
 import json
-import statistics
 
 import pytest
 
@@ -180,3 +179,21 @@ def test_bare_hands_out_the_tight_picture_copying_only_padded_rows(width):
     assert isinstance(picture, list) == ref_rows_tight
     got = b"".join(bytes(p) for p in picture) if isinstance(picture, list) else bytes(picture)
     assert got == bytes(tight)
+
+
+def test_the_daemon_alone_is_measured_against_bare_pyav_for_every_codec():
+    """benchmarks/daemon_only.py, tiny: the recorded DECODE messages replayed through a
+    session decode every picture (an error response would end it non-zero)."""
+    import pathlib
+    import subprocess
+    import sys
+
+    script = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "daemon_only.py"
+    done = subprocess.run([sys.executable, str(script), "--frames", "6", "--rounds", "1",
+                           "--size", "176x144"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if "daemon/bare" in line]
+    assert [line.split()[0] for line in lines] == ["vp9", "h264", "av1"], done.stdout
+    for line in lines:
+        daemon_fps = float(line.split("daemon alone")[1].split()[0])
+        assert daemon_fps > 0, line

