@@ -18,10 +18,12 @@ the simulated kernel's.  It reports, never fails on a timing.
 from __future__ import annotations
 
 import argparse
+import itertools
 import pathlib
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
@@ -30,13 +32,14 @@ from daedalus_v4l2.session import open_session  # noqa: E402
 from fuzz.corpus import record  # noqa: E402
 
 
-def capture_buffers(req: proto.DecodeRequest, count: int = 6) -> list[memoryview]:
-    """CAPTURE-sized buffers for ``req``'s layout, reused in turn as the driver's are."""
-    size = max(int(p.offset) + int(p.bytesperline) * int(p.height) for p in req.planes)
-    return [memoryview(bytearray(size)) for _ in range(count)]
+def capture_buffers(req: proto.DecodeRequest, count: int = 6) -> Iterator[memoryview]:
+    """Buffers of the CAPTURE size ``req`` states, handed out in turn as the driver's are."""
+    return itertools.cycle([memoryview(bytearray(req.capture_size)) for _ in range(count)])
 
 
 def _picture(response: proto.FrameResponse) -> bool:
+    """Whether the response carries a picture, once it is on the wire as the daemon sends it."""
+    proto.encode(response)
     if response.flags & proto.FRAME_ERROR:
         raise SystemExit(f"the replay failed on cookie {response.cookie}: {response.reason}")
     return bool(response.flags & proto.FRAME_HAS_PIXELS)
@@ -46,17 +49,15 @@ def replay(messages: list[bytes], thread_options: dict) -> tuple[int, float]:
     """(pictures, seconds): every message through one session, as the daemon handles it."""
     first = proto.parse(messages[0])
     buffers = capture_buffers(first)
-    turn = iter(range(sys.maxsize))
     session = open_session(first.stream_id, first.codec, **thread_options)
     pictures = 0
     start = time.perf_counter()
     try:
         for message in messages:
             req = proto.parse(message)
-            for response in session.decode(req, lambda _: buffers[next(turn) % len(buffers)]):
-                proto.encode(response)
+            for response in session.decode(req, lambda _: next(buffers)):
                 pictures += _picture(response)
-        for response in session.drain(lambda _: buffers[0]):
+        for response in session.drain(lambda _: next(buffers)):
             pictures += _picture(response)
     finally:
         session.close()

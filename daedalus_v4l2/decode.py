@@ -10,6 +10,7 @@ format, which controls per frame, which frames are shown and in what order.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -161,7 +162,6 @@ class StatelessPipeline:
         self.decoder, self.codec, self.depth, self.timeout = decoder, codec, depth, timeout
         self.width, self.height, self.borrow = width, height, borrow
         self._setup(width, height, output_buffers, output_sizeimage, capture_format)
-        self._tight_size: int | None = None     # borrow: the tight picture's size, if unpadded
         self._scratch: bytearray | None = None  # borrow with padded rows: the reused picture
         self._timestamp = 0
         self._frame_number = 0
@@ -302,12 +302,17 @@ class StatelessPipeline:
         return pixels.unpack_picture(memory, self.capture_format.pixelformat, self.planes(),
                                      self.width, self.height)
 
+    @functools.cached_property
+    def _tight_size(self) -> int | None:
+        """borrow: the tight picture's size if the CAPTURE buffers start with it
+        (rows unpadded), else None.  Looked up at the first picture."""
+        return pixels.tight_prefix(self.capture_format.pixelformat, self.planes(),
+                                   self.width, self.height)
+
     def _view(self, index: int) -> memoryview:
         """A read-only view of the tight picture in CAPTURE buffer ``index``."""
         memory = self.decoder.buffers[CAPTURE][index].memory
         fourcc = self.capture_format.pixelformat
-        if self._tight_size is None and self._scratch is None:
-            self._tight_size = pixels.tight_prefix(fourcc, self.planes(), self.width, self.height)
         if self._tight_size is not None:
             if len(memory) < self._tight_size:
                 raise DeviceError(0, f"CAPTURE buffer {index} maps {len(memory)} bytes, its "
