@@ -17,7 +17,6 @@ the simulated kernel's.  It reports, never fails on a timing.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import pathlib
 import statistics
@@ -86,19 +85,12 @@ def measure(codec: str, frames: int, rounds: int, size: tuple[int, int] = (bench
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--codecs", default="vp9,h264,av1", help="comma-separated (default: all)")
-    parser.add_argument("--frames", type=int, default=150, help="frames a clip (default 150)")
-    parser.add_argument("--rounds", type=int, default=6, help="paired rounds (default 6)")
-    parser.add_argument("--size", default=f"{bench.WIDTH}x{bench.HEIGHT}", metavar="WxH")
-    args = parser.parse_args(argv)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    args = bench.rounds_script_args(__doc__, argv)
     heap.keep_freed_memory()    # as bench: both paths on the same heap settings
     print(f"daemon alone against bare PyAV, slice threads, {args.size}, {args.frames} frames, "
           f"{args.rounds} rounds")
-    for codec in args.codecs.split(","):
-        r = measure(codec, args.frames, args.rounds, size)
+    for codec in args.codecs:
+        r = measure(codec, args.frames, args.rounds, args.wh)
         print(f"{codec:<5} bare {r['bare_fps']:7.1f} fps  daemon alone {r['daemon_fps']:7.1f} fps  "
               f"daemon/bare {r['ratio']:.3f} (rounds: {' '.join(f'{x:.2f}' for x in r['ratios'])}; "
               f"{r['requests']} requests)")

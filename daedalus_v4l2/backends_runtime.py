@@ -45,7 +45,9 @@ def open_decoder(backend: str, device: str | None = None, media: str | None = No
     # as the module by default: no digests asked for (nothing reads them; they cost
     # the daemon more than the copy into CAPTURE)
     kernel = module.SimKernel(**{"digest": False, **sim_options})
-    daemon = Daemon(kernel.open_chardev(), **(daemon_options or {}))
+    # a daemon in its own thread writes pictures behind (writer.py); our client waits for
+    # each CAPTURE buffer itself, so a request that completes first is no matter to it
+    daemon = Daemon(kernel.open_chardev(), **{"write_behind": daemon_thread, **(daemon_options or {})})
     opened = OpenedDecoder(None, kernel, daemon)
     try:
         if daemon_thread:

@@ -256,10 +256,12 @@ SIM_THREADS: dict[str, tuple[dict, int]] = {
 
 def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
                on_picture: Callable[[int], None] | None = None,
-               threads: str = "SLICE", daemon_thread: bool = True) -> tuple[int, float, dict]:
+               threads: str = "SLICE", daemon_thread: bool = True,
+               write_behind: bool = True) -> tuple[int, float, dict]:
     """(pictures, seconds, kernel stats): what ``decode --backend sim --threads
-    THREADS`` does (the daemon in its own thread, unless not ``daemon_thread``),
-    without writing the pictures anywhere.  ``limit`` decodes only that many
+    THREADS`` does (the daemon in its own thread, writing pictures behind unless
+    not ``write_behind``; inline if not ``daemon_thread``), without writing the
+    pictures anywhere.  ``limit`` decodes only that many
     packets (a picture each in these clips) and drains the pipeline, as a whole
     decode ends: breaking off with requests in flight would cancel the job in
     the daemon's hands, and its daemon would be told the job is gone."""
@@ -269,6 +271,7 @@ def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
     from .decode import capture_format_for, decode_through
 
     daemon_options, depth = SIM_THREADS[threads]
+    daemon_options = {**daemon_options, "write_behind": daemon_thread and write_behind}
     n = errors = 0
     start = time.perf_counter()
     with open_decoder("sim", daemon_options=daemon_options, daemon_thread=daemon_thread) as opened:
@@ -904,6 +907,25 @@ def add_arguments(parser) -> None:
 def argparse_suppress():
     import argparse
     return argparse.SUPPRESS
+
+
+def rounds_script_args(doc: str, argv: list[str] | None, rounds: int = 6):
+    """The options of the benchmarks/ scripts that decode a clip a codec in rounds
+    against bare PyAV: ``codecs`` (a list), ``frames``, ``rounds``, ``size`` (as
+    given) and ``wh`` (width, height)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--codecs", default=",".join(CODECS), help="comma-separated (default: all)")
+    parser.add_argument("--frames", type=int, default=FULL["frames"],
+                        help=f"frames a clip (default {FULL['frames']})")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds (default {rounds})")
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", metavar="WxH")
+    args = parser.parse_args(argv)
+    args.codecs = args.codecs.split(",")
+    args.wh = tuple(int(v) for v in args.size.lower().split("x"))
+    return args
 
 
 def main_args(args) -> int:

@@ -76,9 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "daemon)")
     dec.add_argument("--sim-daemon", choices=("thread", "inline"), default="thread",
                      help="where the sim runs its daemon: in a thread of its own, decoding "
-                          "while the client works, as on a Pi where it is a process of its "
-                          "own (default); or inline in the client's thread, one message at a "
-                          "time: the same run every time")
+                          "while the client works and writing each picture while it decodes "
+                          "the next (default); or inline in the client's thread, one "
+                          "message at a time: the same run every time")
     dec.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     dec.add_argument("--tui", action="store_true",
                      help="watch queues and in-flight buffers live (sim backend, decoding in "

@@ -15,6 +15,7 @@ from . import proto
 from .errors import UnsupportedError
 from .session import DecoderSession, open_session
 from .transport import Transport
+from .writer import PictureWriter
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,14 @@ class DaemonStats:
 
 
 class Daemon:
-    def __init__(self, transport: Transport, observer=None, **session_options) -> None:
+    """``write_behind``: pictures are written into CAPTURE memory by a thread of
+    their own while libavcodec decodes the next request, and every message to
+    the kernel goes out through that thread, in order (writer.py); for a daemon
+    that runs in a thread of its own, not for one stepped inline, and for clients
+    that wait for the CAPTURE buffer rather than the request (docs/driver-model.md)."""
+
+    def __init__(self, transport: Transport, observer=None, *, write_behind: bool = False,
+                 **session_options) -> None:
         self.transport = transport
         # Optional hook (state_socket.StateRecorder): on_message/on_response per message.
         self.observer = observer
@@ -52,6 +60,8 @@ class Daemon:
         self.session_options = session_options
         self.sessions: dict[int, DecoderSession] = {}
         self.stats = DaemonStats()
+        # with a writer, only its thread sends (_send); else only the daemon's
+        self.writer = PictureWriter(self._send) if write_behind else None
 
     # ------------------------------------------------------------------ loop
     def step(self, timeout: float | None = 0) -> bool:
@@ -68,9 +78,17 @@ class Daemon:
             self.step(poll_interval)
 
     def close(self) -> None:
-        """Close every session still open (a daemon that stops, a sim torn down)."""
+        """Close every session still open (a daemon that stops, a sim torn down),
+        after the pictures being written behind are sent."""
         for stream_id in list(self.sessions):
             self._on_close(stream_id)
+        if self.writer is not None:
+            self.writer.stop()
+
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """Until everything handed to the writer is sent (True at once without a
+        writer); False if ``timeout`` passed first."""
+        return self.writer is None or self.writer.wait(timeout)
 
     # ------------------------------------------------------------------ messages
     def handle(self, msg: proto.AnyMessage) -> None:
@@ -85,14 +103,14 @@ class Daemon:
         elif msg.type == proto.MSG_FLUSH:
             self._on_flush(msg.stream_id)
         elif msg.type == proto.MSG_PING:
-            self._send(proto.Message(proto.MSG_PONG, msg.cookie, msg.stream_id))
+            self._answer(proto.Message(proto.MSG_PONG, msg.cookie, msg.stream_id))
         else:
             log.warning("ignoring message type %d the daemon does not expect", msg.type)
 
     def _on_open(self, msg: proto.StreamOpen) -> None:
         self._on_close(msg.stream_id)  # a reused stream id starts afresh
         try:
-            self.sessions[msg.stream_id] = open_session(msg.stream_id, msg.codec, **self.session_options)
+            self.sessions[msg.stream_id] = self._open_session(msg.stream_id, msg.codec)
         except UnsupportedError as exc:
             log.warning("stream %d: %s", msg.stream_id, exc)
             return
@@ -103,6 +121,7 @@ class Daemon:
     def _on_close(self, stream_id: int) -> None:
         session = self.sessions.pop(stream_id, None)
         if session is not None:
+            self.wait_written()     # its pictures may still be in the writer's hands
             session.close()
             self.stats.streams_closed += 1
             log.info("stream %d closed after %d pictures", stream_id, session.frames_out)
@@ -110,8 +129,14 @@ class Daemon:
     def _session_for(self, req: proto.DecodeRequest) -> DecoderSession:
         session = self.sessions.get(req.stream_id)
         if session is None:  # no STREAM_OPEN seen (daemon restarted mid-stream)
-            session = open_session(req.stream_id, req.codec, **self.session_options)
+            session = self._open_session(req.stream_id, req.codec)
             self.sessions[req.stream_id] = session
+        return session
+
+    def _open_session(self, stream_id: int, codec: int) -> DecoderSession:
+        session = open_session(stream_id, codec, **self.session_options)
+        if self.writer is not None:
+            session.emit = self.writer.put
         return session
 
     def _on_decode(self, req: proto.DecodeRequest) -> None:
@@ -129,14 +154,23 @@ class Daemon:
                                              proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR,
                                              status=-5, reason=f"daemon: {type(exc).__name__}: {exc}")]
         for response in responses:
-            self._send(response)
+            self._answer(response)
 
     def _on_flush(self, stream_id: int) -> None:
         session = self.sessions.get(stream_id)
         if session is not None:
             for response in session.drain(self.transport.capture_memory):
-                self._send(response)
-        self._send(proto.Message(proto.MSG_FLUSH_DONE, 0, stream_id))
+                self._answer(response)
+        # after every picture of the stream (the writer sends in order)
+        self._answer(proto.Message(proto.MSG_FLUSH_DONE, 0, stream_id))
+
+    def _answer(self, msg: proto.AnyMessage) -> None:
+        """A message to the kernel: now, or with write_behind in the writer's turn,
+        after what the writer has yet to send."""
+        if self.writer is None:
+            self._send(msg)
+        else:
+            self.writer.put(lambda: msg)
 
     def _send(self, msg: proto.AnyMessage) -> None:
         if self.observer is not None:

@@ -23,10 +23,16 @@ it feeds no-op packets (a VP9 or AV1 "show existing frame", an H.264 end
 of sequence: pictures libavcodec makes without touching its references,
 which the session drops) until every picture it owes has come out.  A deep client
 gets frame parallelism; a client that waits for each picture never stalls.
+
+Write-behind (``emit`` set by a daemon with a writer, writer.py): a request is
+answered ``SRC_CONSUMED`` before its packets are fed, and each picture is
+handed to the writer thread, which copies it into its CAPTURE buffer and sends
+``HAS_PIXELS`` while libavcodec decodes the next request.
 """
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +77,9 @@ class DecoderSession:
         self._ctx: av.CodecContext | None = None  # opened on first use
         self._pending: dict[int, Pending] = {}
         self.frames_out = 0
+        # Set by a daemon with a picture writer (writer.py): where this session puts
+        # what its writer thread is to send, in order (write-behind).
+        self.emit: Callable[[Callable[[], proto.FrameResponse]], None] | None = None
 
     # ------------------------------------------------------------------ public
     def decode(self, req: proto.DecodeRequest, map_capture: MapCapture) -> list[proto.FrameResponse]:
@@ -81,7 +90,9 @@ class DecoderSession:
         except ValueError as exc:  # BitstreamError, UnsupportedError, a control that does not convert
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
             return [_error_response(req, str(exc))]
-        self._pending[req.cookie] = Pending(req)
+        pending = self._pending[req.cookie] = Pending(req)
+        if self.write_behind:
+            self._consume(pending)
         responses: list[proto.FrameResponse] = []
         try:
             for data in packets:
@@ -90,8 +101,10 @@ class DecoderSession:
             log.warning("stream %d cookie %d: libavcodec rejected the bitstream: %s",
                         req.stream_id, req.cookie, exc)
             if not self.pipelined:
-                self._pending.pop(req.cookie, None)
-                return responses + [_error_response(req, f"libavcodec: {exc}")]
+                if self._pending.pop(req.cookie, None) is None:
+                    return responses    # its picture came out before the failing packet
+                return responses + [_error_response(req, f"libavcodec: {exc}",
+                                                    consumed=not pending.consumed)]
             # With frame threads the error may be an earlier packet's: every request
             # whose picture does not come out of the pushed pipeline gets it.
             return responses + self._push(map_capture, f"libavcodec: {exc}")
@@ -129,6 +142,10 @@ class DecoderSession:
             # flush_buffers does): PyAV frees a context holding the GIL, and a frame
             # thread that calls back into Python then (a log line) waits for ever.
             ctx.flush_buffers()
+
+    @property
+    def write_behind(self) -> bool:
+        return self.emit is not None
 
     @property
     def parked(self) -> int:
@@ -191,8 +208,31 @@ class DecoderSession:
             if pending is None:
                 log.warning("stream %d: picture for unknown cookie %s dropped", self.stream_id, frame.pts)
                 continue
-            responses.append(self._write_picture(frame, pending, map_capture))
+            if self.write_behind:
+                self.emit(functools.partial(self._write_behind, frame, pending, map_capture))
+            else:
+                responses.append(self._write_picture(frame, pending, map_capture))
         return responses
+
+    def _consume(self, pending: Pending) -> None:
+        """write_behind: the bitstream is the session's own now (it came in the
+        DECODE), so SRC_CONSUMED goes out before libavcodec decodes it: sent by the
+        writer while libavcodec decodes, it ends the job, and the kernel sends the
+        next DECODE meanwhile."""
+        pending.consumed = True
+        req = pending.request
+        self.emit(lambda: proto.FrameResponse(req.stream_id, req.cookie, proto.FRAME_SRC_CONSUMED))
+
+    def _write_behind(self, frame: av.VideoFrame, pending: Pending,
+                      map_capture: MapCapture) -> proto.FrameResponse:
+        """In the writer's thread: the picture, or an error that still ends the request."""
+        try:
+            return self._write_picture(frame, pending, map_capture)
+        except Exception as exc:  # a parked request must get an answer, whatever failed
+            req = pending.request
+            log.exception("stream %d cookie %d: writing the picture failed", req.stream_id, req.cookie)
+            return _error_response(req, f"daemon: {type(exc).__name__}: {exc}", status=-errno.EIO,
+                                   consumed=not pending.consumed)
 
     def _write_picture(self, frame: av.VideoFrame, pending: Pending,
                        map_capture: MapCapture) -> proto.FrameResponse:
@@ -213,8 +253,8 @@ class DecoderSession:
     def _answer_current(self, req: proto.DecodeRequest) -> list[proto.FrameResponse]:
         """SRC_CONSUMED alone if this request's picture is not out yet: it parks."""
         pending = self._pending.get(req.cookie)
-        if pending is None:
-            return []  # answered already, with its picture
+        if pending is None or pending.consumed:
+            return []  # answered already, with its picture or (write_behind) consumed
         pending.consumed = True
         return [proto.FrameResponse(req.stream_id, req.cookie, proto.FRAME_SRC_CONSUMED)]
 

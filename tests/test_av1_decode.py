@@ -144,19 +144,22 @@ def test_every_request_completes_and_hidden_frames_are_requests(clips):
     assert stats.jobs == coded and stats.done == stats.jobs and stats.errors == 0
 
 
+@pytest.mark.parametrize("write_behind", [False, True])
 @pytest.mark.parametrize("threads", ["slice", "frame"])
 @pytest.mark.parametrize("name", ["8bit-352x288.ivf", "10bit-322x182.mp4"])
-def test_a_client_that_waits_for_every_picture_never_stalls(clips, name, threads):
+def test_a_client_that_waits_for_every_picture_never_stalls(clips, name, threads, write_behind):
     """With frame threads dav1d holds pictures back; without DECODE_MORE_QUEUED the
-    session pushes them out with show-existing-frame packets."""
+    session pushes them out with show-existing-frame packets.  Written behind, the
+    one request in flight parks until its picture is written, and nothing more."""
     clip = clips[name]
     width, height, frames, pix_fmt, _ = CLIPS[name]
     fourcc, ffmpeg_fmt = fourcc_of(pix_fmt)
-    with open_decoder("sim", daemon_options=THREADS[threads]) as opened:
+    with open_decoder("sim", daemon_options={**THREADS[threads], "write_behind": write_behind}) as opened:
         pictures = list(decode_through(opened.decoder, "av1", width, height,
                                        container.packets(clip), depth=1, timeout=5.0,
                                        capture_format=fourcc))
-        assert opened.kernel.stats.parked_max == 0  # every picture came with its request
+        # without the writer, every picture came with its own request
+        assert opened.kernel.stats.parked_max == (1 if write_behind else 0)
     assert all(p.data is not None for p in pictures)
     expected = frame_md5s(dav1d_raw(clip, ffmpeg_fmt), width, height, ffmpeg_fmt)
     assert frame_md5s(b"".join(p.data for p in pictures), width, height, ffmpeg_fmt) == expected

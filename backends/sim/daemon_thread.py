@@ -60,6 +60,10 @@ class DaemonThread:
         if self._thread.is_alive():
             log.error("the daemon thread did not stop within %.0f s", timeout)
             return False
+        # and the pictures it handed its writer, before the client closes under them
+        if not self.daemon.wait_written(timeout):
+            log.error("the daemon's picture writer did not finish within %.0f s", timeout)
+            return False
         return True
 
     @property

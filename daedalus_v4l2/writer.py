@@ -1,0 +1,93 @@
+"""The daemon's write-behind stage: a thread that sends everything the daemon says, in order.
+
+With ``Daemon(write_behind=True)`` (the sim's daemon in its own thread; not the
+hw daemon yet: docs/driver-model.md, Jobs, says why) the daemon's own thread only reads
+requests and feeds libavcodec; what it answers goes to this writer, which
+sends it in the order it was given:
+
+* ``SRC_CONSUMED`` as soon as a request's bitstream is the session's (it came
+  in the DECODE), *before* libavcodec decodes it.  Sent while libavcodec
+  decodes, it finishes the m2m job and the kernel sends the next DECODE
+  meanwhile: the request is *parked* (contract 2 in DESIGN.md), as a
+  pipelined decoder's is.
+* The picture: copied into its CAPTURE buffer here (``pixels.pack_frame``),
+  then ``HAS_PIXELS``, while libavcodec decodes the next request.
+* Everything else (errors, ``FLUSH_DONE``, ``PONG``), after what came before.
+
+The copy and libavcodec's decode both run without the GIL, so on two cores
+each fills the time the other leaves a core idle, and the kernel's work for a
+response (the next job, its DECODE) is off the path between two decodes.
+Unlike a frame-threaded decoder's parked picture, a picture being written
+needs nothing more from the client, so a client that waits for each picture
+never stalls.  The kernel completes CAPTURE buffers in decode order.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from . import proto
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[], proto.FrameResponse]
+
+
+class PictureWriter:
+    """Runs ``write`` callables in order in one thread and sends what each returns."""
+
+    def __init__(self, send: Callable[[proto.FrameResponse], None]) -> None:
+        self._send = send
+        self._writes: deque[Write] = deque()
+        self._cond = threading.Condition()
+        self._unsent = 0          # writes put and not yet sent
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="daedalus-v4l2 writer", daemon=True)
+        self._thread.start()
+
+    def put(self, write: Write) -> None:
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the picture writer is stopped")
+            self._writes.append(write)
+            self._unsent += 1
+            self._cond.notify_all()
+
+    @property
+    def unsent(self) -> int:
+        return self._unsent
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until every picture put so far is sent; False if ``timeout`` passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._unsent, timeout)
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Send what is queued, then end the thread; False if it is still running
+        after ``timeout``."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("the picture writer did not stop within %.0f s", timeout)
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._writes or self._stopping)
+                if not self._writes:
+                    return                      # stopping, and nothing left to write
+                write = self._writes.popleft()
+            try:
+                self._send(write())
+            except Exception:  # a write never takes the writer down: the next one still goes
+                log.exception("the picture writer: a write failed")
+            finally:
+                with self._cond:
+                    self._unsent -= 1
+                    self._cond.notify_all()

@@ -1,0 +1,182 @@
+"""Write-behind: the daemon's writer thread puts pictures into CAPTURE buffers while
+libavcodec decodes the next request (daedalus_v4l2/writer.py).
+
+The contracts hold with it: the same pictures, completed in decode order, every
+buffer back once; a request parks only until its picture is written; a write
+that fails ends its own request with ERROR and the stream goes on.
+"""
+import threading
+
+import pytest
+
+from daedalus_v4l2 import container, pixels, proto
+from daedalus_v4l2.backends_runtime import open_decoder
+from daedalus_v4l2.daemon import Daemon
+from daedalus_v4l2.decode import decode_through
+from daedalus_v4l2.session import Vp9Session
+from daedalus_v4l2.synth import VP9_REALTIME, make_clip
+from daedalus_v4l2.v4l2 import uapi
+from daedalus_v4l2.writer import PictureWriter
+
+from .reference import ffmpeg_nv12, frame_md5s
+
+WIDTH, HEIGHT, FRAMES = 176, 144, 16
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("writer") / "c.ivf", "vp9", WIDTH, HEIGHT, FRAMES,
+                     options=VP9_REALTIME)
+
+
+# --------------------------------------------------------------------------- the writer alone
+
+def test_the_writer_sends_in_the_order_it_was_given_and_wait_means_all_sent():
+    sent, gate = [], threading.Event()
+
+    def write(n):
+        def run():
+            gate.wait(5)
+            return n
+        return run
+
+    writer = PictureWriter(sent.append)
+    for n in range(20):
+        writer.put(write(n))
+    assert not writer.wait(0.05) and writer.unsent == 20    # held at the gate: nothing sent
+    gate.set()
+    assert writer.wait(5) and sent == list(range(20)) and writer.unsent == 0
+    assert writer.stop()
+
+
+def test_a_write_that_raises_does_not_stop_the_writer(caplog):
+    sent = []
+    writer = PictureWriter(sent.append)
+    writer.put(lambda: 1)
+    writer.put(lambda: 1 / 0)
+    writer.put(lambda: 3)
+    assert writer.wait(5) and sent == [1, 3]
+    assert "a write failed" in caplog.text
+    assert writer.stop()
+
+
+def test_stop_sends_what_is_queued_first_and_takes_no_more():
+    sent = []
+    writer = PictureWriter(sent.append)
+    for n in range(5):
+        writer.put(lambda n=n: n)
+    assert writer.stop() and sent == list(range(5))
+    with pytest.raises(RuntimeError, match="stopped"):
+        writer.put(lambda: 0)
+
+
+# --------------------------------------------------------------------------- in the daemon
+
+def decode(clip, depth=2, **daemon_options):
+    info = container.probe(clip)
+    with open_decoder("sim", daemon_options=daemon_options) as opened:
+        pictures = list(decode_through(opened.decoder, info.codec, info.width, info.height,
+                                       container.packets(clip), depth=depth, timeout=5.0))
+        return pictures, opened
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_pictures_are_written_in_the_writer_thread_after_their_request_was_consumed(
+        clip, depth, monkeypatch):
+    writing_threads, sent = set(), []
+    pack, send = pixels.pack_frame, Daemon._send
+
+    def recording_pack(*args, **kwargs):
+        writing_threads.add(threading.current_thread().name)
+        return pack(*args, **kwargs)
+
+    def recording_send(self, msg):
+        if isinstance(msg, proto.FrameResponse):
+            sent.append((msg.cookie, msg.flags))
+        return send(self, msg)
+
+    monkeypatch.setattr(pixels, "pack_frame", recording_pack)
+    monkeypatch.setattr(Daemon, "_send", recording_send)
+    pictures, opened = decode(clip, depth=depth)
+    assert frame_md5s(b"".join(p.data for p in pictures), WIDTH, HEIGHT) == \
+        frame_md5s(ffmpeg_nv12(clip), WIDTH, HEIGHT)
+    assert writing_threads == {"daedalus-v4l2 writer"}
+    # every request: SRC_CONSUMED first, then its pixels; the pixels in decode order
+    assert [flags for _, flags in sent] == \
+        [proto.FRAME_SRC_CONSUMED, proto.FRAME_HAS_PIXELS] * FRAMES
+    pixels_order = [cookie for cookie, flags in sent if flags & proto.FRAME_HAS_PIXELS]
+    assert pixels_order == sorted(pixels_order) and len(pixels_order) == FRAMES
+    stats = opened.kernel.stats
+    assert stats.errors == 0 and stats.done == stats.jobs == FRAMES
+    assert 1 <= stats.parked_max <= depth    # parked only while being written
+    opened.kernel.ledger.check_all_returned()
+    assert opened.daemon.writer.unsent == 0
+
+
+def test_without_write_behind_the_daemon_writes_before_it_answers(clip, monkeypatch):
+    writing_threads = set()
+    pack = pixels.pack_frame
+    monkeypatch.setattr(pixels, "pack_frame", lambda *a, **k: (
+        writing_threads.add(threading.current_thread().name), pack(*a, **k))[1])
+    pictures, opened = decode(clip, write_behind=False)
+    assert writing_threads == {"daedalus-v4l2 daemon"} and opened.daemon.writer is None
+    assert opened.kernel.stats.parked_max == 0 and len(pictures) == FRAMES
+
+
+def test_a_write_that_fails_ends_its_request_with_error_and_the_stream_goes_on(clip, monkeypatch):
+    calls = []
+    pack = pixels.pack_frame
+
+    def failing_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("injected")   # not one of the errors _write_picture expects
+        return pack(*args, **kwargs)
+
+    monkeypatch.setattr(pixels, "pack_frame", failing_third)
+    pictures, opened = decode(clip)
+    assert [p.number for p in pictures if p.data is None] == [3]
+    assert "writing the picture failed" not in (pictures[2].error or "")  # the client's words
+    expected = frame_md5s(ffmpeg_nv12(clip), WIDTH, HEIGHT)
+    got = frame_md5s(b"".join(p.data for p in pictures if p.data is not None), WIDTH, HEIGHT)
+    assert got == expected[:2] + expected[3:]
+    stats = opened.kernel.stats
+    assert stats.errors == 1 and stats.done == FRAMES - 1 and stats.watchdog_expiries == 0
+    assert opened.daemon.stats.errors == 1
+    opened.kernel.ledger.check_all_returned()
+
+
+# --------------------------------------------------------------------------- one answer a request
+
+class _FailsAfterThePicture(Vp9Session):
+    """A request whose picture comes out of its first packet and whose second
+    packet libavcodec refuses."""
+
+    def _packets(self, req):
+        return [bytes(req.bitstream), b"\xff" * 16]
+
+
+@pytest.mark.parametrize("write_behind", [False, True])
+def test_a_packet_refused_after_the_picture_came_out_does_not_undo_the_picture(clip, write_behind):
+    first = next(iter(container.packets(clip)))
+    size = WIDTH * HEIGHT * 3 // 2
+    req = proto.DecodeRequest(stream_id=1, cookie=7, timestamp=1000, codec=proto.CODEC_VP9,
+                              coded_width=WIDTH, coded_height=HEIGHT,
+                              capture_fourcc=uapi.V4L2_PIX_FMT_NV12, capture_index=0,
+                              capture_size=size, output_index=0,
+                              planes=[proto.Plane(0, WIDTH, HEIGHT),
+                                      proto.Plane(WIDTH * HEIGHT, WIDTH, HEIGHT // 2)],
+                              controls={}, bitstream=first)
+    memory = bytearray(size)
+    session = _FailsAfterThePicture(1)
+    emitted = []
+    if write_behind:
+        session.emit = emitted.append
+    responses = session.decode(req, lambda _: memoryview(memory))
+    responses = [write() for write in emitted] + responses
+    # one picture, no error on top of it (the kernel would have made the picture an ERROR
+    # while it was parked, or refused the error as a duplicate)
+    assert [r.flags for r in responses] == (
+        [proto.FRAME_SRC_CONSUMED, proto.FRAME_HAS_PIXELS] if write_behind
+        else [proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS])
+    assert any(memory)
