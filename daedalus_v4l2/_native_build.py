@@ -233,7 +233,7 @@ void dv_shift_rows16(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t
 #if defined(__SSE2__)
                 /* Plain stores: streaming ones (which skip fetching the CAPTURE lines)
                  * were faster on an AMD EPYC VM but 1.4x slower on an Intel Xeon one,
-                 * where P010 then took 1.3 ms a 1080p picture; these take 0.7-0.8 there. */
+                 * where P010 then took 1.3 ms a 1080p picture; these take 0.66-0.83 there. */
                 for (; i + 8 <= samples; i += 8) {
                     __m128i w = _mm_loadu_si128((const __m128i *)(s + 2 * i));
 

@@ -47,7 +47,11 @@ def open_decoder(backend: str, device: str | None = None, media: str | None = No
     kernel = module.SimKernel(**{"digest": False, **sim_options})
     # a daemon in its own thread writes pictures behind (writer.py); our client waits for
     # each CAPTURE buffer itself, so a request that completes first is no matter to it
-    daemon = Daemon(kernel.open_chardev(), **{"write_behind": daemon_thread, **(daemon_options or {})})
+    options = {"write_behind": daemon_thread, **(daemon_options or {})}
+    if options["write_behind"] and not daemon_thread:
+        # stepped inline, the daemon runs under the kernel's lock, which its writer needs
+        raise ValueError("write_behind needs the daemon in a thread of its own (daemon_thread=True)")
+    daemon = Daemon(kernel.open_chardev(), **options)
     opened = OpenedDecoder(None, kernel, daemon)
     try:
         if daemon_thread:

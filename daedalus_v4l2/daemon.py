@@ -33,6 +33,8 @@ THREADS: dict[str, dict] = {
 }
 
 
+WRITER_WAIT = 10.0  # s: how long closing a stream or the daemon waits for the writer
+
 @dataclass
 class DaemonStats:
     requests: int = 0
@@ -83,7 +85,7 @@ class Daemon:
         for stream_id in list(self.sessions):
             self._on_close(stream_id)
         if self.writer is not None:
-            self.writer.stop()
+            self.writer.stop(WRITER_WAIT)
 
     def wait_written(self, timeout: float | None = None) -> bool:
         """Until everything handed to the writer is sent (True at once without a
@@ -121,7 +123,11 @@ class Daemon:
     def _on_close(self, stream_id: int) -> None:
         session = self.sessions.pop(stream_id, None)
         if session is not None:
-            self.wait_written()     # its pictures may still be in the writer's hands
+            # its pictures may still be in the writer's hands (bounded: a wedged write
+            # must not stop the daemon; the kernel's watchdog ends what it never sends)
+            if not self.wait_written(WRITER_WAIT):
+                log.error("stream %d: the picture writer is still busy after %.0f s", stream_id,
+                          WRITER_WAIT)
             session.close()
             self.stats.streams_closed += 1
             log.info("stream %d closed after %d pictures", stream_id, session.frames_out)

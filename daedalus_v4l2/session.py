@@ -116,8 +116,10 @@ class DecoderSession:
         """Every picture still inside libavcodec, then errors for any that never came.
 
         Draining ends libavcodec's stream (its references are dropped), so it
-        happens only when pictures are parked: with slice threading nothing
-        ever is, and a FLUSH in the middle of a stream changes nothing.
+        happens only when pictures are owed: with slice threading none ever are
+        (written behind too: the request parks before its packets are fed, but
+        its picture leaves libavcodec in that same call), and a FLUSH in the
+        middle of a stream changes nothing.
         """
         if not self._pending:
             return []

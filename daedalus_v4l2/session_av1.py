@@ -158,8 +158,9 @@ class Av1Session(DecoderSession):
         return super()._feed(data, cookie)
 
     def drain(self, map_capture):
+        flushed = bool(self._pending)   # drain flushes the decoder only when pictures are owed
         responses = super().drain(map_capture)
-        if responses:  # the decoder was flushed: it forgot the sequence header
+        if flushed:  # it forgot the sequence header (the pictures may be written behind)
             self._fed_sequence = None
         return responses
 

@@ -32,13 +32,14 @@ from . import proto
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[], proto.FrameResponse]
+Write = Callable[[], proto.AnyMessage]   # a picture's write, or a message as it is
 
 
 class PictureWriter:
-    """Runs ``write`` callables in order in one thread and sends what each returns."""
+    """Runs ``write`` callables in order in one thread and sends what each returns
+    (the pictures' writes, and every other message of the daemon's in its turn)."""
 
-    def __init__(self, send: Callable[[proto.FrameResponse], None]) -> None:
+    def __init__(self, send: Callable[[proto.AnyMessage], None]) -> None:
         self._send = send
         self._writes: deque[Write] = deque()
         self._cond = threading.Condition()
@@ -60,7 +61,7 @@ class PictureWriter:
         return self._unsent
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Until every picture put so far is sent; False if ``timeout`` passed first."""
+        """Until everything put so far is sent; False if ``timeout`` passed first."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._unsent, timeout)
 
@@ -88,6 +89,7 @@ class PictureWriter:
             except Exception:  # a write never takes the writer down: the next one still goes
                 log.exception("the picture writer: a write failed")
             finally:
+                del write   # not kept (a picture, its session) while waiting for the next
                 with self._cond:
                     self._unsent -= 1
                     self._cond.notify_all()

@@ -5,18 +5,20 @@ The contracts hold with it: the same pictures, completed in decode order, every
 buffer back once; a request parks only until its picture is written; a write
 that fails ends its own request with ERROR and the stream goes on.
 """
+import dataclasses
 import threading
 
 import pytest
 
 from daedalus_v4l2 import container, pixels, proto
 from daedalus_v4l2.backends_runtime import open_decoder
-from daedalus_v4l2.daemon import Daemon
+from daedalus_v4l2.daemon import THREADS, Daemon
 from daedalus_v4l2.decode import decode_through
-from daedalus_v4l2.session import Vp9Session
+from daedalus_v4l2.session import Vp9Session, open_session
 from daedalus_v4l2.synth import VP9_REALTIME, make_clip
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.writer import PictureWriter
+from fuzz.corpus import record
 
 from .reference import ffmpeg_nv12, frame_md5s
 
@@ -110,7 +112,6 @@ def test_pictures_are_written_in_the_writer_thread_after_their_request_was_consu
     assert stats.errors == 0 and stats.done == stats.jobs == FRAMES
     assert 1 <= stats.parked_max <= depth    # parked only while being written
     opened.kernel.ledger.check_all_returned()
-    assert opened.daemon.writer.unsent == 0
 
 
 def test_without_write_behind_the_daemon_writes_before_it_answers(clip, monkeypatch):
@@ -121,6 +122,14 @@ def test_without_write_behind_the_daemon_writes_before_it_answers(clip, monkeypa
     pictures, opened = decode(clip, write_behind=False)
     assert writing_threads == {"daedalus-v4l2 daemon"} and opened.daemon.writer is None
     assert opened.kernel.stats.parked_max == 0 and len(pictures) == FRAMES
+
+
+def test_write_behind_is_refused_for_a_daemon_stepped_inline(clip):
+    """Inline, the daemon runs under the kernel's lock, which its writer would need:
+    every job would wait for the watchdog."""
+    with pytest.raises(ValueError, match="thread of its own"):
+        with open_decoder("sim", daemon_thread=False, daemon_options={"write_behind": True}):
+            pass
 
 
 def test_a_write_that_fails_ends_its_request_with_error_and_the_stream_goes_on(clip, monkeypatch):
@@ -136,7 +145,6 @@ def test_a_write_that_fails_ends_its_request_with_error_and_the_stream_goes_on(c
     monkeypatch.setattr(pixels, "pack_frame", failing_third)
     pictures, opened = decode(clip)
     assert [p.number for p in pictures if p.data is None] == [3]
-    assert "writing the picture failed" not in (pictures[2].error or "")  # the client's words
     expected = frame_md5s(ffmpeg_nv12(clip), WIDTH, HEIGHT)
     got = frame_md5s(b"".join(p.data for p in pictures if p.data is not None), WIDTH, HEIGHT)
     assert got == expected[:2] + expected[3:]
@@ -180,3 +188,31 @@ def test_a_packet_refused_after_the_picture_came_out_does_not_undo_the_picture(c
         [proto.FRAME_SRC_CONSUMED, proto.FRAME_HAS_PIXELS] if write_behind
         else [proto.FRAME_SRC_CONSUMED | proto.FRAME_HAS_PIXELS])
     assert any(memory)
+
+
+# --------------------------------------------------------------------------- AV1, drained mid-stream
+
+def test_a_flush_that_drains_written_behind_av1_pictures_feeds_the_sequence_header_again(tmp_path):
+    """Drain flushes dav1d, which forgets the sequence header; the AV1 session must
+    notice it also when drain's pictures went to the writer instead of its answer."""
+    av1_clip = make_clip(tmp_path / "a.ivf", "av1", 176, 144, 6)
+    requests = [proto.parse(m) for m in record(av1_clip)
+                if proto.parse_header(m).type == proto.MSG_DECODE]
+    session = open_session(1, proto.CODEC_AV1, **THREADS["frame"])
+    emitted = []
+    session.emit = emitted.append
+
+    def map_capture(req):
+        return memoryview(bytearray(req.capture_size))
+
+    for req in requests[:3]:
+        req.flags |= proto.DECODE_MORE_QUEUED   # a deep client: dav1d may keep pictures
+        session.decode(req, map_capture)
+    assert session._pending, "dav1d's frame threads gave every picture back: nothing to drain"
+    session.drain(map_capture)                  # a FLUSH in mid-stream
+    again = dataclasses.replace(requests[0], cookie=1000, flags=0)   # the key frame, anew
+    answers = session.decode(again, map_capture) + session.drain(map_capture)
+    sent = [write() for write in emitted] + answers
+    session.close()
+    assert [r.flags for r in sent if r.cookie == 1000] == \
+        [proto.FRAME_SRC_CONSUMED, proto.FRAME_HAS_PIXELS]
