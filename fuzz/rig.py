@@ -89,8 +89,9 @@ def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
     return predicate()
 
 
-def wait_daemon(timeout: float = 240) -> int:
-    """The pid of the (restarted) daemon once it holds the chardev."""
+def wait_daemon(timeout: float = 600) -> int:
+    """The pid of the (restarted) daemon once it holds the chardev (a bound: under the
+    debug kernel on a slow host its imports alone took over 120 s)."""
     assert wait_for(lambda: daemon_pids(), timeout, 0.5), \
         f"no daemon attached to {CHARDEV} within {timeout} s (see daemon.log)"
     return daemon_pids()[0]
