@@ -15,6 +15,7 @@ from vmrig import missing, module_loaded, run_compliance, sh
 pytestmark = pytest.mark.vm
 
 
+@pytest.mark.debug_kernel
 def test_compliance_has_no_failure_that_visl_does_not_have(visl, share_dir):
     if not module_loaded("daedalus_v4l2"):
         missing("the daedalus_v4l2 module is not loaded (scripts/vm-run without --no-module)")

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.vm
 SECONDS = float(os.environ.get("DAEDALUS_CHARDEV_FUZZ_SECONDS", "20"))
 
 
+@pytest.mark.debug_kernel
 def test_chardev_fuzzer():
     if not module_loaded("daedalus_v4l2"):
         missing("the daedalus_v4l2 module is not loaded")

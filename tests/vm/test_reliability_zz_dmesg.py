@@ -12,6 +12,7 @@ from fuzz.report import record
 pytestmark = pytest.mark.vm
 
 
+@pytest.mark.debug_kernel
 def test_no_kernel_reports_in_this_boot():
     leaks = rig.kmemleak_scan()
     text = rig.dmesg()
