@@ -108,6 +108,12 @@ class DecoderSession:
             # With frame threads the error may be an earlier packet's: every request
             # whose picture does not come out of the pushed pipeline gets it.
             return responses + self._push(map_capture, f"libavcodec: {exc}")
+        except Exception as exc:  # a bug, not the bitstream: this request fails, the stream goes on
+            log.exception("stream %d cookie %d: unexpected failure", req.stream_id, req.cookie)
+            if self._pending.pop(req.cookie, None) is None:
+                return responses    # its picture came out already: it has its answer
+            return responses + [_error_response(req, f"daemon: {type(exc).__name__}: {exc}",
+                                                status=-errno.EIO, consumed=not pending.consumed)]
         if self.pipelined and not req.flags & proto.DECODE_MORE_QUEUED:
             responses += self._push(map_capture, "libavcodec gave no picture")
         return responses + self._answer_current(req)

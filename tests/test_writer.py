@@ -190,6 +190,43 @@ def test_a_packet_refused_after_the_picture_came_out_does_not_undo_the_picture(c
     assert any(memory)
 
 
+class _FailsUnexpectedly(Vp9Session):
+    """libavcodec's feeding raises something no bitstream explains (a bug) for cookie 2."""
+
+    def _feed(self, data, cookie):
+        if cookie == 2:
+            raise RuntimeError("injected")
+        return super()._feed(data, cookie)
+
+
+@pytest.mark.parametrize("write_behind", [False, True])
+def test_an_unexpected_failure_answers_its_request_once_even_after_a_drain(clip, write_behind):
+    """The session answers the request itself and forgets it: the daemon's catch-all
+    used to answer while the request stayed pending, so a FLUSH answered it again."""
+    requests = [proto.parse(m) for m in record(clip)
+                if proto.parse_header(m).type == proto.MSG_DECODE][:4]
+    session = _FailsUnexpectedly(requests[0].stream_id)
+    emitted = []
+    if write_behind:
+        session.emit = emitted.append
+
+    def map_capture(req):
+        return memoryview(bytearray(req.capture_size))
+
+    answers = []
+    for cookie, req in enumerate(requests, 1):
+        answers += session.decode(dataclasses.replace(req, cookie=cookie), map_capture)
+    answers += session.drain(map_capture)
+    sent = [write() for write in emitted] + answers
+    session.close()
+    by_cookie = {c: [r.flags for r in sent if r.cookie == c] for c in range(1, 5)}
+    failed = [proto.FRAME_SRC_CONSUMED, proto.FRAME_ERROR] if write_behind else \
+        [proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR]
+    assert by_cookie[2] == failed, by_cookie
+    assert all(any(f & proto.FRAME_HAS_PIXELS for f in by_cookie[c]) for c in (1, 3, 4)), by_cookie
+    assert next(r for r in sent if r.cookie == 2 and r.flags & proto.FRAME_ERROR).status == -5
+
+
 # --------------------------------------------------------------------------- AV1, drained mid-stream
 
 def test_a_flush_that_drains_written_behind_av1_pictures_feeds_the_sequence_header_again(tmp_path):
