@@ -20,7 +20,8 @@ from daedalus_v4l2.codecs.h264_controls import (
     pps_control, pps_from_control, scaling_matrix_control, scaling_matrix_from_control,
     sps_control, sps_from_control)
 from daedalus_v4l2.codecs.h264_dpb import CurrentPicture, Dpb, PocState
-from daedalus_v4l2.codecs.h264_rebuild import BitWriter, escape, rebuild_pps, rebuild_sps
+from daedalus_v4l2.codecs.bitwriter import BitWriter
+from daedalus_v4l2.codecs.h264_rebuild import escape, rebuild_pps, rebuild_sps
 from daedalus_v4l2.errors import BitstreamError
 from daedalus_v4l2.v4l2 import uapi
 
@@ -82,7 +83,7 @@ def test_bit_writer_and_reader_agree(items):
             value -= 2 ** 19
             writer.se(value)
         expected.append(value)
-    writer.rbsp_trailing_bits()
+    writer.trailing_bits()
     reader = BitReader(writer.to_bytes())
     got = [reader.read_bits(21) if kind == "u" else reader.read_ue() if kind == "ue" else reader.read_se()
            for kind, _ in items]

@@ -11,7 +11,8 @@ from daedalus_v4l2 import container, proto
 from daedalus_v4l2.codecs import h264
 from daedalus_v4l2.codecs.h264_client import ANNEX_B, FRAME_BASED, SLICE_BASED, H264Client
 from daedalus_v4l2.codecs.h264_controls import pps_control, pps_from_control, sps_control, sps_from_control
-from daedalus_v4l2.codecs.h264_rebuild import BitWriter, end_of_sequence, nal_unit, rebuild_pps, rebuild_sps
+from daedalus_v4l2.codecs.bitwriter import BitWriter
+from daedalus_v4l2.codecs.h264_rebuild import end_of_sequence, nal_unit, rebuild_pps, rebuild_sps
 from daedalus_v4l2.decode import StatelessPipeline
 from daedalus_v4l2.session_h264 import H264Session
 from daedalus_v4l2.v4l2 import uapi
@@ -58,7 +59,7 @@ def recovery_point_sei() -> bytes:
     payload.flag(True)
     payload.flag(False)
     payload.u(2, 0)
-    payload.rbsp_trailing_bits()
+    payload.trailing_bits()
     body = payload.to_bytes()
     return nal_unit(0, h264.NAL_SEI, bytes([6, len(body)]) + body + b"\x80")
 

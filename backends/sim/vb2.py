@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import mmap
 from dataclasses import dataclass, field
 
 from ...errors import InvariantError
@@ -59,7 +60,7 @@ class Vb2Buffer:
     index: int
     length: int
     mem_offset: int
-    mem: bytearray = field(repr=False, default=None)
+    mem: mmap.mmap | bytearray = field(repr=False, default=None)
     state: BufState = BufState.DEQUEUED
     list: "BufList | None" = field(default=None, repr=False)
     serial: int = field(default_factory=lambda: next(_serial))
@@ -73,7 +74,7 @@ class Vb2Buffer:
 
     def __post_init__(self):
         if self.mem is None:
-            self.mem = bytearray(self.length)
+            self.mem = zeroed_memory(self.length)
 
     def __repr__(self) -> str:
         return f"<{self.name} {self.state.value}>"
@@ -88,6 +89,13 @@ class Vb2Buffer:
             raise InvariantError(f"{self.name}: illegal state change {self.state.value} -> "
                                  f"{new.value}{_hint(self.state, new)}")
         self.state = new
+
+
+def zeroed_memory(length: int) -> mmap.mmap | bytearray:
+    """A buffer's memory, zero as vb2-vmalloc's: anonymous pages the OS zeroes when
+    first touched, so REQBUFS costs nothing up front (a bytearray writes every byte:
+    16 1080p buffers took 33 ms, a third of a one-picture decode's setup)."""
+    return mmap.mmap(-1, length) if length else bytearray()
 
 
 def _hint(old: BufState, new: BufState) -> str:

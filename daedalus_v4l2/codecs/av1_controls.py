@@ -21,13 +21,14 @@ instead of getting wrong pictures.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from daedalus_v4l2.codecs import av1_obu
-from daedalus_v4l2.codecs.av1_obu import BitWriter
 from daedalus_v4l2.codecs.av1_syntax import (
     ALTREF_FRAME, CP_BT_709, LAST_FRAME, MC_IDENTITY, ROTZOOM,
     SELECT_INTEGER_MV, SELECT_SCREEN_CONTENT_TOOLS, TC_SRGB, TRANSLATION, FrameHeader,
     OperatingPoint, SequenceHeader)
+from daedalus_v4l2.codecs.bitwriter import BitWriter
 from daedalus_v4l2.errors import BitstreamError
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.uapi import ffi
@@ -252,22 +253,22 @@ def write_sequence_header_obu(seq: SequenceHeader) -> bytes:
     """A sequence header OBU saying what ``seq`` says (no timing or decoder
     model info: neither changes decoding when absent from every frame)."""
     w = BitWriter()
-    w.write(seq.seq_profile, 3)
+    w.u(3, seq.seq_profile)
     w.flag(seq.still_picture)
     w.flag(seq.reduced_still_picture_header)
     if seq.reduced_still_picture_header:
-        w.write(seq.operating_points[0].seq_level_idx, 5)
+        w.u(5, seq.operating_points[0].seq_level_idx)
     else:
         _write_operating_points(w, seq)
-    w.write(seq.frame_width_bits_minus_1, 4)
-    w.write(seq.frame_height_bits_minus_1, 4)
-    w.write(seq.max_frame_width_minus_1, seq.frame_width_bits_minus_1 + 1)
-    w.write(seq.max_frame_height_minus_1, seq.frame_height_bits_minus_1 + 1)
+    w.u(4, seq.frame_width_bits_minus_1)
+    w.u(4, seq.frame_height_bits_minus_1)
+    w.u(seq.frame_width_bits_minus_1 + 1, seq.max_frame_width_minus_1)
+    w.u(seq.frame_height_bits_minus_1 + 1, seq.max_frame_height_minus_1)
     if not seq.reduced_still_picture_header:
         w.flag(seq.frame_id_numbers_present_flag)
         if seq.frame_id_numbers_present_flag:
-            w.write(seq.delta_frame_id_length_minus_2, 4)
-            w.write(seq.additional_frame_id_length_minus_1, 3)
+            w.u(4, seq.delta_frame_id_length_minus_2)
+            w.u(3, seq.additional_frame_id_length_minus_1)
     w.flag(seq.use_128x128_superblock)
     w.flag(seq.enable_filter_intra)
     w.flag(seq.enable_intra_edge_filter)
@@ -285,12 +286,12 @@ def write_sequence_header_obu(seq: SequenceHeader) -> bytes:
 def _write_operating_points(w: BitWriter, seq: SequenceHeader) -> None:
     w.flag(False)  # timing_info_present_flag
     w.flag(False)  # initial_display_delay_present_flag
-    w.write(len(seq.operating_points) - 1, 5)
+    w.u(5, len(seq.operating_points) - 1)
     for op in seq.operating_points:
-        w.write(op.idc, 12)
-        w.write(op.seq_level_idx, 5)
+        w.u(12, op.idc)
+        w.u(5, op.seq_level_idx)
         if op.seq_level_idx > 7:
-            w.write(op.seq_tier, 1)
+            w.u(1, op.seq_tier)
 
 
 def _write_inter_tools(w: BitWriter, seq: SequenceHeader) -> None:
@@ -305,14 +306,14 @@ def _write_inter_tools(w: BitWriter, seq: SequenceHeader) -> None:
     choose_sct = seq.seq_force_screen_content_tools == SELECT_SCREEN_CONTENT_TOOLS
     w.flag(choose_sct)
     if not choose_sct:
-        w.write(seq.seq_force_screen_content_tools, 1)
+        w.u(1, seq.seq_force_screen_content_tools)
     if seq.seq_force_screen_content_tools > 0:
         choose_imv = seq.seq_force_integer_mv == SELECT_INTEGER_MV
         w.flag(choose_imv)
         if not choose_imv:
-            w.write(seq.seq_force_integer_mv, 1)
+            w.u(1, seq.seq_force_integer_mv)
     if seq.enable_order_hint:
-        w.write(seq.order_hint_bits - 1, 3)
+        w.u(3, seq.order_hint_bits - 1)
 
 
 def _write_color_config(w: BitWriter, seq: SequenceHeader) -> None:
@@ -323,9 +324,9 @@ def _write_color_config(w: BitWriter, seq: SequenceHeader) -> None:
         w.flag(seq.mono_chrome)
     w.flag(seq.color_description_present_flag)
     if seq.color_description_present_flag:
-        w.write(seq.color_primaries, 8)
-        w.write(seq.transfer_characteristics, 8)
-        w.write(seq.matrix_coefficients, 8)
+        w.u(8, seq.color_primaries)
+        w.u(8, seq.transfer_characteristics)
+        w.u(8, seq.matrix_coefficients)
     if seq.mono_chrome:
         w.flag(seq.color_range)
         return
@@ -334,21 +335,22 @@ def _write_color_config(w: BitWriter, seq: SequenceHeader) -> None:
     if not srgb:
         w.flag(seq.color_range)
         if seq.seq_profile == 2 and seq.bit_depth == 12:
-            w.write(seq.subsampling_x, 1)
+            w.u(1, seq.subsampling_x)
             if seq.subsampling_x:
-                w.write(seq.subsampling_y, 1)
+                w.u(1, seq.subsampling_y)
         if seq.subsampling_x and seq.subsampling_y:
-            w.write(seq.chroma_sample_position, 2)
+            w.u(2, seq.chroma_sample_position)
     w.flag(seq.separate_uv_delta_q)
 
 
+@functools.lru_cache(maxsize=8)  # one per reference slot: a hidden frame's picture asks for it
 def show_existing_frame_obu(slot: int) -> bytes:
     """A frame header OBU that only says "show reference slot N" (spec 5.9.2),
     for a sequence header without decoder model or frame ids (what
     :func:`sequence_from_control` rebuilds)."""
     w = BitWriter()
     w.flag(True)  # show_existing_frame
-    w.write(slot, 3)
+    w.u(3, slot)
     w.trailing_bits()
     return av1_obu.obu(av1_obu.OBU_FRAME_HEADER, w.to_bytes())
 

@@ -120,34 +120,3 @@ def obu(obu_type: int, payload: bytes) -> bytes:
     """An OBU with a size field and no extension header."""
     header = (obu_type & 0xF) << 3 | 0x02  # obu_has_size_field = 1
     return bytes([header]) + write_leb128(len(payload)) + payload
-
-
-class BitWriter:
-    """Writes bits MSB-first: the inverse of :class:`~daedalus_v4l2.codecs.bitreader.BitReader`."""
-
-    def __init__(self) -> None:
-        self._bits: list[int] = []
-
-    @property
-    def bit_length(self) -> int:
-        return len(self._bits)
-
-    def write(self, value: int, n: int) -> None:
-        """f(n): ``value`` in ``n`` bits."""
-        if n < 0 or value < 0 or value >> n:
-            raise ValueError(f"{value} does not fit {n} bits")
-        self._bits += [(value >> shift) & 1 for shift in range(n - 1, -1, -1)]
-
-    def flag(self, value: bool) -> None:
-        self.write(int(bool(value)), 1)
-
-    def trailing_bits(self) -> None:
-        """trailing_bits() (spec 5.3.4): a one, then zeros to the byte boundary."""
-        self._bits.append(1)
-        self._bits += [0] * (-len(self._bits) % 8)
-
-    def to_bytes(self) -> bytes:
-        if len(self._bits) % 8:
-            raise ValueError(f"{len(self._bits)} bits is not a whole number of bytes")
-        return bytes(int("".join(map(str, self._bits[i:i + 8])), 2)
-                     for i in range(0, len(self._bits), 8))

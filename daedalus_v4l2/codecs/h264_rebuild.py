@@ -23,6 +23,7 @@ decoded sample, so they are left out.
 """
 from __future__ import annotations
 
+from daedalus_v4l2.codecs.bitwriter import BitWriter
 from daedalus_v4l2.codecs.h264 import (
     HIGH_PROFILES, NAL_END_SEQUENCE, NAL_PPS, NAL_SPS, ZIGZAG_4X4, ZIGZAG_8X8, Pps, ScalingMatrix, Sps,
     to_zigzag)
@@ -31,46 +32,6 @@ from daedalus_v4l2.errors import BitstreamError
 # max_num_reorder_frames of the rebuilt SPS: the most H.264 allows, so
 # libavcodec's own output never triggers (see the module docstring).
 NEVER_OUTPUT_REORDER_DEPTH = 16
-
-
-class BitWriter:
-    """MSB-first bits, with the H.264 descriptors u(n), ue(v) and se(v)."""
-
-    def __init__(self) -> None:
-        self._value = 0
-        self._bits = 0
-
-    @property
-    def bit_length(self) -> int:
-        return self._bits
-
-    def u(self, n: int, value: int) -> None:
-        if n and not 0 <= value < (1 << n):
-            raise ValueError(f"{value} does not fit {n} bits")
-        self._value = (self._value << n) | value
-        self._bits += n
-
-    def flag(self, value: bool) -> None:
-        self.u(1, 1 if value else 0)
-
-    def ue(self, value: int) -> None:
-        if value < 0:
-            raise ValueError(f"ue(v) of negative {value}")
-        code = value + 1
-        self.u(code.bit_length() - 1, 0)
-        self.u(code.bit_length(), code)
-
-    def se(self, value: int) -> None:
-        self.ue(2 * value - 1 if value > 0 else -2 * value)
-
-    def rbsp_trailing_bits(self) -> None:
-        self.u(1, 1)
-        self.u(-self._bits % 8, 0)
-
-    def to_bytes(self) -> bytes:
-        if self._bits % 8:
-            raise ValueError("not byte aligned")
-        return self._value.to_bytes(self._bits // 8, "big")
 
 
 def escape(rbsp: bytes) -> bytes:
@@ -152,7 +113,7 @@ def rebuild_sps(sps: Sps, visible: tuple[int, int] | None = None,
             w.ue(offset)
     w.flag(True)  # vui_parameters_present_flag
     _write_bitstream_restriction_vui(w, reorder_depth)
-    w.rbsp_trailing_bits()
+    w.trailing_bits()
     return nal_unit(3, NAL_SPS, w.to_bytes())
 
 
@@ -205,7 +166,7 @@ def rebuild_pps(pps: Pps, sps: Sps, scaling: ScalingMatrix | None = None) -> byt
         if scaling is not None:
             _write_scaling_matrix(w, scaling, sps, pps.transform_8x8_mode_flag)
         w.se(pps.second_chroma_qp_index_offset)
-    w.rbsp_trailing_bits()
+    w.trailing_bits()
     return nal_unit(3, NAL_PPS, w.to_bytes())
 
 
