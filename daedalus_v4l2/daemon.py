@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import proto
 from .errors import UnsupportedError
-from .session import DecoderSession, open_session
+from .session import DecoderSession, error_response, open_session, unexpected_error_response
 from .transport import Transport
 from .writer import PictureWriter
 
@@ -34,6 +34,7 @@ THREADS: dict[str, dict] = {
 
 
 WRITER_WAIT = 10.0  # s: how long closing a stream or the daemon waits for the writer
+
 
 @dataclass
 class DaemonStats:
@@ -151,14 +152,10 @@ class Daemon:
             session = self._session_for(req)
             responses = session.decode(req, self.transport.capture_memory)
         except UnsupportedError as exc:
-            responses = [proto.FrameResponse(req.stream_id, req.cookie,
-                                             proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR,
-                                             status=-22, reason=str(exc))]
+            responses = [error_response(req, str(exc))]
         except Exception as exc:  # one bad request must never take the daemon down
             log.exception("stream %d cookie %d: unexpected failure", req.stream_id, req.cookie)
-            responses = [proto.FrameResponse(req.stream_id, req.cookie,
-                                             proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR,
-                                             status=-5, reason=f"daemon: {type(exc).__name__}: {exc}")]
+            responses = [unexpected_error_response(req, exc)]
         for response in responses:
             self._answer(response)
 

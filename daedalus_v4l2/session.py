@@ -59,10 +59,19 @@ class Pending:
     consumed: bool = False
 
 
-def _error_response(req: proto.DecodeRequest, reason: str, status: int = -errno.EINVAL,
-                    consumed: bool = True) -> proto.FrameResponse:
+def error_response(req: proto.DecodeRequest, reason: str, status: int = -errno.EINVAL,
+                   consumed: bool = True) -> proto.FrameResponse:
+    """The FRAME that ends ``req`` with ERROR (and SRC_CONSUMED unless already sent)."""
     flags = proto.FRAME_ERROR | (proto.FRAME_SRC_CONSUMED if consumed else 0)
     return proto.FrameResponse(req.stream_id, req.cookie, flags, status=status, reason=reason)
+
+
+def unexpected_error_response(req: proto.DecodeRequest, exc: Exception,
+                              consumed: bool = True) -> proto.FrameResponse:
+    """ERROR (EIO) for a failure no bitstream explains (a bug): the request ends, the
+    daemon goes on."""
+    return error_response(req, f"daemon: {type(exc).__name__}: {exc}", status=-errno.EIO,
+                          consumed=consumed)
 
 
 class DecoderSession:
@@ -89,7 +98,7 @@ class DecoderSession:
             packets = self._packets(req)
         except ValueError as exc:  # BitstreamError, UnsupportedError, a control that does not convert
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
-            return [_error_response(req, str(exc))]
+            return [error_response(req, str(exc))]
         pending = self._pending[req.cookie] = Pending(req)
         if self.write_behind:
             self._consume(pending)
@@ -101,22 +110,25 @@ class DecoderSession:
             log.warning("stream %d cookie %d: libavcodec rejected the bitstream: %s",
                         req.stream_id, req.cookie, exc)
             if not self.pipelined:
-                if self._pending.pop(req.cookie, None) is None:
-                    return responses    # its picture came out before the failing packet
-                return responses + [_error_response(req, f"libavcodec: {exc}",
-                                                    consumed=not pending.consumed)]
+                return responses + self._fail_current(pending, error_response(
+                    req, f"libavcodec: {exc}", consumed=not pending.consumed))
             # With frame threads the error may be an earlier packet's: every request
             # whose picture does not come out of the pushed pipeline gets it.
             return responses + self._push(map_capture, f"libavcodec: {exc}")
         except Exception as exc:  # a bug, not the bitstream: this request fails, the stream goes on
             log.exception("stream %d cookie %d: unexpected failure", req.stream_id, req.cookie)
-            if self._pending.pop(req.cookie, None) is None:
-                return responses    # its picture came out already: it has its answer
-            return responses + [_error_response(req, f"daemon: {type(exc).__name__}: {exc}",
-                                                status=-errno.EIO, consumed=not pending.consumed)]
+            return responses + self._fail_current(pending, unexpected_error_response(
+                req, exc, consumed=not pending.consumed))
         if self.pipelined and not req.flags & proto.DECODE_MORE_QUEUED:
             responses += self._push(map_capture, "libavcodec gave no picture")
         return responses + self._answer_current(req)
+
+    def _fail_current(self, pending: Pending, error: proto.FrameResponse) -> list[proto.FrameResponse]:
+        """``error`` for the request being decoded, which stops waiting for a picture;
+        nothing if its picture came out before the failure (it has its answer)."""
+        if self._pending.pop(pending.request.cookie, None) is None:
+            return []
+        return [error]
 
     def drain(self, map_capture: MapCapture) -> list[proto.FrameResponse]:
         """Every picture still inside libavcodec, then errors for any that never came.
@@ -137,8 +149,8 @@ class DecoderSession:
                 log.warning("stream %d: drain failed: %s", self.stream_id, exc)
             self._ctx.flush_buffers()
         for cookie, pending in sorted(self._pending.items()):
-            responses.append(_error_response(pending.request, "no picture after drain",
-                                             consumed=not pending.consumed))
+            responses.append(error_response(pending.request, "no picture after drain",
+                                            consumed=not pending.consumed))
         self._pending.clear()
         return responses
 
@@ -184,7 +196,7 @@ class DecoderSession:
             except (av.error.FFmpegError, ValueError) as exc:
                 log.warning("stream %d: pushing the pipeline: %s", self.stream_id, exc)
         for cookie, pending in sorted(self._pending.items()):
-            responses.append(_error_response(pending.request, reason, consumed=not pending.consumed))
+            responses.append(error_response(pending.request, reason, consumed=not pending.consumed))
         self._pending.clear()
         return responses
 
@@ -239,8 +251,7 @@ class DecoderSession:
         except Exception as exc:  # a parked request must get an answer, whatever failed
             req = pending.request
             log.exception("stream %d cookie %d: writing the picture failed", req.stream_id, req.cookie)
-            return _error_response(req, f"daemon: {type(exc).__name__}: {exc}", status=-errno.EIO,
-                                   consumed=not pending.consumed)
+            return unexpected_error_response(req, exc, consumed=not pending.consumed)
 
     def _write_picture(self, frame: av.VideoFrame, pending: Pending,
                        map_capture: MapCapture) -> proto.FrameResponse:
@@ -252,7 +263,7 @@ class DecoderSession:
                                         digest=not req.flags & proto.DECODE_NO_DIGEST)
         except (DecodeError, UnsupportedError, OSError) as exc:
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
-            return _error_response(req, str(exc), consumed=not pending.consumed)
+            return error_response(req, str(exc), consumed=not pending.consumed)
         self.frames_out += 1
         return proto.FrameResponse(
             req.stream_id, req.cookie, flags, width=picture.width, height=picture.height,

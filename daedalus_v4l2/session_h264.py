@@ -41,7 +41,7 @@ from .codecs import h264
 from .codecs.h264_controls import pps_from_control, scaling_matrix_from_control, sps_from_control
 from .codecs.h264_rebuild import end_of_sequence, rebuild_pps, rebuild_sps
 from .errors import BitstreamError, UnsupportedError
-from .session import DecoderSession, MapCapture, Pending
+from .session import DecoderSession, MapCapture, Pending, error_response
 from .v4l2 import uapi
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ class H264Session(DecoderSession):
             self._held_slices += self._slices(req)
         except BitstreamError as exc:
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
-            return proto.FrameResponse(req.stream_id, req.cookie,
-                                       proto.FRAME_SRC_CONSUMED | proto.FRAME_ERROR,
-                                       status=-22, reason=str(exc))
+            return error_response(req, str(exc))
         self._held_request = req
         return proto.FrameResponse(req.stream_id, req.cookie, proto.FRAME_SRC_CONSUMED)
 

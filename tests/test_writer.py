@@ -190,6 +190,16 @@ def test_a_packet_refused_after_the_picture_came_out_does_not_undo_the_picture(c
     assert any(memory)
 
 
+def decode_requests(path) -> list[proto.DecodeRequest]:
+    """The DECODE requests a sim decode of ``path`` sends its daemon."""
+    return [proto.parse(m) for m in record(path)]
+
+
+def fresh_capture(req: proto.DecodeRequest) -> memoryview:
+    """A session's map_capture: a new CAPTURE buffer for every picture."""
+    return memoryview(bytearray(req.capture_size))
+
+
 class _FailsUnexpectedly(Vp9Session):
     """libavcodec's feeding raises something no bitstream explains (a bug) for cookie 2."""
 
@@ -203,20 +213,15 @@ class _FailsUnexpectedly(Vp9Session):
 def test_an_unexpected_failure_answers_its_request_once_even_after_a_drain(clip, write_behind):
     """The session answers the request itself and forgets it: the daemon's catch-all
     used to answer while the request stayed pending, so a FLUSH answered it again."""
-    requests = [proto.parse(m) for m in record(clip)
-                if proto.parse_header(m).type == proto.MSG_DECODE][:4]
+    requests = decode_requests(clip)[:4]
     session = _FailsUnexpectedly(requests[0].stream_id)
     emitted = []
     if write_behind:
         session.emit = emitted.append
-
-    def map_capture(req):
-        return memoryview(bytearray(req.capture_size))
-
     answers = []
     for cookie, req in enumerate(requests, 1):
-        answers += session.decode(dataclasses.replace(req, cookie=cookie), map_capture)
-    answers += session.drain(map_capture)
+        answers += session.decode(dataclasses.replace(req, cookie=cookie), fresh_capture)
+    answers += session.drain(fresh_capture)
     sent = [write() for write in emitted] + answers
     session.close()
     by_cookie = {c: [r.flags for r in sent if r.cookie == c] for c in range(1, 5)}
@@ -233,22 +238,17 @@ def test_a_flush_that_drains_written_behind_av1_pictures_feeds_the_sequence_head
     """Drain flushes dav1d, which forgets the sequence header; the AV1 session must
     notice it also when drain's pictures went to the writer instead of its answer."""
     av1_clip = make_clip(tmp_path / "a.ivf", "av1", 176, 144, 6)
-    requests = [proto.parse(m) for m in record(av1_clip)
-                if proto.parse_header(m).type == proto.MSG_DECODE]
+    requests = decode_requests(av1_clip)
     session = open_session(1, proto.CODEC_AV1, **THREADS["frame"])
     emitted = []
     session.emit = emitted.append
-
-    def map_capture(req):
-        return memoryview(bytearray(req.capture_size))
-
     for req in requests[:3]:
         req.flags |= proto.DECODE_MORE_QUEUED   # a deep client: dav1d may keep pictures
-        session.decode(req, map_capture)
+        session.decode(req, fresh_capture)
     assert session._pending, "dav1d's frame threads gave every picture back: nothing to drain"
-    session.drain(map_capture)                  # a FLUSH in mid-stream
+    session.drain(fresh_capture)                # a FLUSH in mid-stream
     again = dataclasses.replace(requests[0], cookie=1000, flags=0)   # the key frame, anew
-    answers = session.decode(again, map_capture) + session.drain(map_capture)
+    answers = session.decode(again, fresh_capture) + session.drain(fresh_capture)
     sent = [write() for write in emitted] + answers
     session.close()
     assert [r.flags for r in sent if r.cookie == 1000] == \

@@ -24,10 +24,10 @@ class Av1Client(CodecClient):
     def __init__(self) -> None:
         self.parser = av1.Av1Parser()
         self.refs = av1.Av1References()
-        self._checked: av1.SequenceHeader | None = None
-        # The parser replaces its sequence header, never edits it (av1.Av1Parser):
-        # the control is rebuilt when the object changes, not once a frame.
-        self._sequence_control: tuple[av1.SequenceHeader | None, bytes] = (None, b"")
+        # The parser replaces its sequence header, never edits it (av1.Av1Parser): a
+        # header is checked, and its control built, when the object changes.
+        self._sequence: av1.SequenceHeader | None = None
+        self._sequence_control = b""
 
     def jobs(self, packet: bytes, next_timestamp) -> list[Job]:
         out = []
@@ -48,7 +48,7 @@ class Av1Client(CodecClient):
 
     def _controls(self, unit: av1.FrameUnit) -> dict[int, bytes]:
         controls = {
-            uapi.V4L2_CID_STATELESS_AV1_SEQUENCE: self._sequence_control_for(unit.sequence),
+            uapi.V4L2_CID_STATELESS_AV1_SEQUENCE: self._sequence_control,
             uapi.V4L2_CID_STATELESS_AV1_FRAME: av1_controls.frame_control(unit.header,
                                                                            self.refs.slots),
             uapi.V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY:
@@ -59,24 +59,17 @@ class Av1Client(CodecClient):
                 unit.header)
         return controls
 
-    def _sequence_control_for(self, seq: av1.SequenceHeader) -> bytes:
-        held, control = self._sequence_control
-        if seq is not held:
-            control = av1_controls.sequence_control(seq)
-            self._sequence_control = (seq, control)
-        return control
-
     def _check_sequence(self, seq: av1.SequenceHeader) -> None:
         """Refuse, once per sequence header, a stream whose frame headers the
         daemon would read differently after rebuilding the sequence header
-        from its control."""
-        if seq is self._checked or seq == self._checked:
+        from its control; else build that control."""
+        if seq is self._sequence:
             return
         limits = av1_controls.rebuild_limits(seq)
         if limits:
             raise UnsupportedError("this AV1 sequence header says what V4L2_CID_STATELESS_AV1_"
                                    "SEQUENCE cannot carry: " + ", ".join(limits))
-        self._checked = seq
+        self._sequence, self._sequence_control = seq, av1_controls.sequence_control(seq)
 
     def referenced_timestamps(self) -> set[int]:
         return {ts for ts in self.refs.slots if ts}

@@ -21,7 +21,7 @@ import pytest
 from fuzz import rig
 from tests.contract.backends import H264_CLIP, VP9_CLIPS, daemon_attached, debugfs_counters
 from tests.reference import ffmpeg_raw, frame_md5s
-from vmrig import ROOT, missing, module_loaded
+from vmrig import ROOT, also_under_debug_kernel, missing, module_loaded
 
 pytestmark = pytest.mark.vm
 
@@ -84,9 +84,7 @@ def check_bit_exact(clip, width, height, frames, tmp_path, share_dir, pix_fmt="n
 DEBUG_KERNEL_VP9 = ("good-352x288", "realtime-322x182")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=[pytest.mark.debug_kernel] if name in DEBUG_KERNEL_VP9 else [])
-    for name in VP9_CLIPS])
+@pytest.mark.parametrize("name", also_under_debug_kernel(VP9_CLIPS, DEBUG_KERNEL_VP9))
 def test_decode_vp9_bit_exact(hw, clip, name, tmp_path, share_dir):
     spec = VP9_CLIPS[name]
     path = clip(".ivf", **spec)

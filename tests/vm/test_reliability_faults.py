@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from vmrig import missing, module_loaded
+from vmrig import also_under_debug_kernel, missing, module_loaded
 
 from daedalus_v4l2 import container
 from daedalus_v4l2.decode import Vp9Client, decode_through
@@ -84,10 +84,9 @@ def nothing_in_flight() -> int:
 DEBUG_KERNEL_DAMAGE = {("vp9", "flip"), ("h264", "truncate")}
 
 
-@pytest.mark.parametrize("codec,how", [
-    pytest.param(codec, how, marks=[pytest.mark.debug_kernel]
-                 if (codec, how) in DEBUG_KERNEL_DAMAGE else [])
-    for codec in ("vp9", "h264") for how in ("flip", "truncate", "garbage", "zeros")])
+@pytest.mark.parametrize("codec,how", also_under_debug_kernel(
+    [(codec, how) for codec in ("vp9", "h264") for how in ("flip", "truncate", "garbage", "zeros")],
+    DEBUG_KERNEL_DAMAGE))
 def test_damaged_stream_on_the_module(codec, how, clips):
     path = clips[codec]
     packets = list(container.packets(path))

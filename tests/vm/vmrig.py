@@ -22,6 +22,14 @@ QEMU = os.environ.get("DAEDALUS_QEMU", "qemu-system-x86_64")
 CACHE = Path(os.environ.get("DAEDALUS_CACHE", Path.home() / ".cache" / "daedalus-v4l2"))
 
 
+def also_under_debug_kernel(values, chosen) -> list:
+    """Parameters for ``parametrize``, those in ``chosen`` marked ``debug_kernel`` (CI
+    runs them under the debug kernel too; tuples are several arguments)."""
+    return [pytest.param(*(v if isinstance(v, tuple) else (v,)),
+                         marks=[pytest.mark.debug_kernel] if v in chosen else [])
+            for v in values]
+
+
 def require_host() -> None:
     """For vm_host tests' fixtures: wider-scoped fixtures run before the autouse
     placement check, so they must skip in the guest themselves."""
