@@ -1,29 +1,22 @@
 """The kernel <-> daemon wire protocol, read from its one definition.
 
-``include/daedalus_v4l2_proto.h`` is parsed by cffi at import time: there is
-no second, hand-written copy of any layout here.  This module builds and
+``include/daedalus_v4l2_proto.h`` is read by cffi (parsed at install time,
+or at import when it changed since: ``cdefs.py``): there is no second,
+hand-written copy of any layout here.  This module builds and
 parses messages as bytes and checks every length, on both directions, the
 same way the kernel module does.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import cffi
-
+from . import cdefs
 from .errors import ProtocolError
 
 HEADER_FILE = "daedalus_v4l2_proto.h"
-
-# What the header needs from <linux/types.h>; cffi does not run a preprocessor.
-_KERNEL_TYPES = """
-typedef uint8_t __u8; typedef uint16_t __u16; typedef uint32_t __u32; typedef uint64_t __u64;
-typedef int8_t __s8; typedef int16_t __s16; typedef int32_t __s32; typedef int64_t __s64;
-"""
-_DEFINE = re.compile(r"^\s*#\s*define\s+\w+\s+(0x[0-9a-fA-F]+|\d+)\b")
+DEFS_MODULE = "daedalus_v4l2._proto_defs"   # built by setup.py (_defs_build.py)
 
 
 def header_path() -> Path:
@@ -34,27 +27,8 @@ def header_path() -> Path:
     return Path(__file__).resolve().parent.parent / "include" / HEADER_FILE
 
 
-def cdef_source(text: str) -> str:
-    """The header reduced to what cffi's cdef accepts: integer #defines stay,
-    every other preprocessor line goes, and trailing comments on #defines go."""
-    kept = []
-    for line in text.splitlines():
-        if line.lstrip().startswith("#"):
-            if _DEFINE.match(line):
-                kept.append(line.split("/*")[0].rstrip())
-            continue
-        kept.append(line)
-    return "\n".join(kept)
-
-
-def _load_ffi() -> cffi.FFI:
-    ffi = cffi.FFI()
-    ffi.cdef(_KERNEL_TYPES)
-    ffi.cdef(cdef_source(header_path().read_text()))
-    return ffi
-
-
-ffi = _load_ffi()
+# Parsed at install time when the header is unchanged since (cdefs.py says how).
+ffi = cdefs.load(DEFS_MODULE, cdefs.header_declarations(header_path().read_text()))
 lib = ffi.dlopen(None)  # only for the #define constants
 
 MAGIC = lib.DV4L2_MAGIC

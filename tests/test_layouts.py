@@ -19,7 +19,7 @@ from pathlib import Path
 import cffi
 import pytest
 
-from daedalus_v4l2 import proto
+from daedalus_v4l2 import cdefs, proto
 from daedalus_v4l2.v4l2 import uapi
 
 _STRUCT = re.compile(r"^\s*struct\s+(dv4l2_\w+)\s*\{", re.M)
@@ -157,10 +157,7 @@ def proto_expectations(ffi: cffi.FFI, text: str, lib=None) -> list[Expectation]:
 
 def ffi_from_header_text(text: str) -> cffi.FFI:
     """What proto.py does, for any header text."""
-    ffi = cffi.FFI()
-    ffi.cdef(proto._KERNEL_TYPES)
-    ffi.cdef(proto.cdef_source(text))
-    return ffi
+    return cdefs.declare(cffi.FFI(), cdefs.header_declarations(text))
 
 
 @pytest.fixture(scope="module")
