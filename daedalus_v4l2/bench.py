@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from .daemon import THREADS
+from .threads import THREADS
 
 log = logging.getLogger(__name__)
 

@@ -256,7 +256,7 @@ def _decode_tui(args) -> int:
 
 
 def _daemon_threads(name: str) -> dict:
-    from .daemon import THREADS
+    from .threads import THREADS
     return THREADS[name]
 
 

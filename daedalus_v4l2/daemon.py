@@ -7,7 +7,6 @@ simulated kernel can drive it one event at a time, and ``run()`` loops over
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 
@@ -18,20 +17,6 @@ from .transport import Transport
 from .writer import PictureWriter
 
 log = logging.getLogger(__name__)
-
-
-# ``--threads``: how libavcodec may use the CPUs.  Slice threads (VP9 tile columns,
-# H.264 slices, dav1d tiles) hand every picture back from the call that fed it.
-# Frame threads decode several pictures at once: more speed when the client keeps
-# requests queued (the kernel's DECODE_MORE_QUEUED), the same when it waits for each
-# picture (the session then pushes each one out; see session.py).  Frame threads:
-# one more than the CPUs, as libavcodec's automatic count, but at least two (its
-# automatic count is one on one CPU: no frame threads at all).
-THREADS: dict[str, dict] = {
-    "slice": {"thread_type": "SLICE"},
-    "frame": {"thread_type": "FRAME", "thread_count": max(2, (os.cpu_count() or 1) + 1)},
-}
-
 
 WRITER_WAIT = 10.0  # s: how long closing a stream or the daemon waits for the writer
 

@@ -14,7 +14,7 @@ import pytest
 from daedalus_v4l2 import cli, container, proto
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.codecs import vp9
-from daedalus_v4l2.daemon import THREADS
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import capture_format_for, decode_through
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME, make_clip
 

@@ -12,7 +12,8 @@ import pytest
 
 from daedalus_v4l2 import container, pixels, proto
 from daedalus_v4l2.backends_runtime import open_decoder
-from daedalus_v4l2.daemon import THREADS, Daemon
+from daedalus_v4l2.daemon import Daemon
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.session import Vp9Session, open_session
 from daedalus_v4l2.synth import VP9_REALTIME, make_clip
