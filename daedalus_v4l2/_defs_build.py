@@ -24,9 +24,14 @@ def _load(relative: str):
 cdefs = _load("cdefs.py")
 uapi_cdef = _load("v4l2/uapi_cdef.py")
 
+# The package's copy of the header first, as proto.header_path() (in a checkout
+# it links to include/; in an sdist it is the file itself).
+HEADER = next(path for path in (HERE / "daedalus_v4l2_proto.h",
+                                HERE.parent / "include" / "daedalus_v4l2_proto.h")
+              if path.is_file())
+
 # The same module names and declarations proto.py and v4l2/uapi.py load.
-proto_builder = cdefs.builder(
-    "daedalus_v4l2._proto_defs",
-    cdefs.header_declarations((HERE.parent / "include" / "daedalus_v4l2_proto.h").read_text()))
+proto_builder = cdefs.builder("daedalus_v4l2._proto_defs",
+                              cdefs.header_declarations(HEADER.read_text()))
 uapi_builder = cdefs.builder(
     "daedalus_v4l2.v4l2._uapi_defs", cdefs.with_kernel_types(uapi_cdef.DECLARATIONS))
