@@ -23,9 +23,9 @@ import pytest
 
 from daedalus_v4l2 import cli, container, pixels
 from daedalus_v4l2.backends_runtime import open_decoder
-from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.codecs import av1, av1_controls, av1_obu
 from daedalus_v4l2.decode import decode_through
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.v4l2 import uapi
 
 from .clips import cached_clip, ffmpeg_cli_clip

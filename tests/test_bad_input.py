@@ -23,8 +23,8 @@ from daedalus_v4l2 import container, proto
 from daedalus_v4l2.backends.sim import SimKernel
 from daedalus_v4l2.backends.sim.testing import CAP, OUT, ScriptedDaemon, SimClient
 from daedalus_v4l2.daemon import Daemon
-from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import decode_through
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.v4l2.client import StatelessDecoder
 from fuzz.damage import mutate

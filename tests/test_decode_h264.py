@@ -16,9 +16,9 @@ from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.codecs import h264
 from daedalus_v4l2.codecs.h264_client import (
     ANNEX_B, FRAME_BASED, NO_START_CODE, SLICE_BASED, H264Client, get_menu, set_menu)
-from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import StatelessPipeline
 from daedalus_v4l2.errors import UnsupportedError
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.v4l2 import uapi
 
 from .reference import ffmpeg_nv12, frame_md5s

@@ -14,9 +14,9 @@ import pytest
 from daedalus_v4l2 import cli, container, proto
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.codecs import vp9
-from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import capture_format_for, decode_through
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME, make_clip
+from daedalus_v4l2.threads import THREADS
 
 from .clips import ffmpeg_cli_clip
 from .reference import ffmpeg_nv12, ffmpeg_raw, frame_md5s

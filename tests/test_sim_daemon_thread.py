@@ -15,9 +15,9 @@ from daedalus_v4l2.backends.sim import DaemonThread, SimDeadlock, SimKernel
 from daedalus_v4l2.backends.sim.testing import CAP, SimClient
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.daemon import Daemon
-from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.synth import VP9_GOOD, make_clip
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.v4l2 import uapi
 
 from .reference import ffmpeg_nv12, frame_md5s

@@ -13,10 +13,10 @@ import pytest
 from daedalus_v4l2 import container, pixels, proto
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.daemon import Daemon
-from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.session import Vp9Session, open_session
 from daedalus_v4l2.synth import VP9_REALTIME, make_clip
+from daedalus_v4l2.threads import THREADS
 from daedalus_v4l2.v4l2 import uapi
 from daedalus_v4l2.writer import PictureWriter
 from fuzz.corpus import record
