@@ -10,7 +10,8 @@ a CAPTURE buffer may be write-combined or uncached memory.  Interleaving and
 16-bit shifting go through a small on-stack scratch chunk that is hashed and
 then copied out; with no digest to compute (``st`` NULL: the kernel sent
 ``DV4L2_DECODE_NO_DIGEST``) they write straight into the destination, in
-loops the compiler vectorizes.
+loops the compiler vectorizes, or for P010 in SSE2 or AVX2 ones (AVX2 chosen
+at run time when the CPU has it; ``dv_set_simd`` caps the choice for tests).
 
 The digest (``dv4l2_frame_resp.digest``) is FNV-1a 64 defined word-wise: the
 tight picture is read as little-endian 64-bit words, ``h ^= word; h *=
@@ -47,6 +48,8 @@ void dv_shift_rows16(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t
 void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
                         const uint8_t *u, size_t u_stride, const uint8_t *v, size_t v_stride,
                         size_t cw, size_t rows, unsigned shift, dv_fnv_state *st);
+int dv_simd(void);
+int dv_set_simd(int level);
 """
 
 C_SOURCE = r"""
@@ -55,6 +58,12 @@ C_SOURCE = r"""
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* AVX2 loops compiled for their functions alone (target attribute) and chosen
+ * at run time, so the module still runs on an x86-64 without AVX2. */
+#include <immintrin.h>
+#define DV_X86_DISPATCH 1
 #endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -74,6 +83,41 @@ typedef struct {
 #define DV_CHUNK 4096
 /* yuv420p10le -> P010: 10 bits moved to the top of 16 */
 #define DV_P010_SHIFT 6
+
+/* The vector loops P010's rows use: 2 AVX2, 1 SSE2, 0 plain C (-1: not chosen
+ * yet).  The best the CPU has, unless dv_set_simd lowered it (tests pin each). */
+static int simd_chosen = -1;
+
+static int simd_level(void)
+{
+    if (simd_chosen < 0) {
+#if defined(DV_X86_DISPATCH)
+        simd_chosen = __builtin_cpu_supports("avx2") ? 2 : 1;
+#elif defined(__SSE2__)
+        simd_chosen = 1;
+#else
+        simd_chosen = 0;
+#endif
+    }
+    return simd_chosen;
+}
+
+int dv_simd(void)
+{
+    return simd_level();
+}
+
+/* Use at most `level` (-1: the best the CPU has); returns the level in use. */
+int dv_set_simd(int level)
+{
+    int best;
+
+    simd_chosen = -1;
+    best = simd_level();
+    if (level >= 0 && level < best)
+        simd_chosen = level;
+    return simd_chosen;
+}
 
 static inline uint64_t ld64(const uint8_t *p)
 {
@@ -216,6 +260,98 @@ void dv_interleave_uv8(uint8_t *dst, size_t dst_stride,
     }
 }
 
+/* One row's worth of P010 vector work: each returns how many samples it did (a
+ * whole number of vectors); the caller finishes the row in plain C.  Plain
+ * stores: streaming ones (which skip fetching the CAPTURE lines) were faster on
+ * an AMD EPYC VM but 1.4x slower on an Intel Xeon one. */
+#if defined(DV_X86_DISPATCH)
+__attribute__((target("avx2")))
+static size_t shift_row16_avx2(uint8_t *d, const uint8_t *s, size_t samples)
+{
+    size_t i;
+
+    for (i = 0; i + 16 <= samples; i += 16)
+        _mm256_storeu_si256((__m256i *)(d + 2 * i),
+                            _mm256_slli_epi16(_mm256_loadu_si256((const __m256i *)(s + 2 * i)),
+                                              DV_P010_SHIFT));
+    return i;
+}
+
+__attribute__((target("avx2")))
+static size_t interleave_row16_avx2(uint8_t *d, const uint8_t *ur, const uint8_t *vr, size_t cw)
+{
+    size_t i;
+
+    for (i = 0; i + 16 <= cw; i += 16) {
+        __m256i a = _mm256_slli_epi16(_mm256_loadu_si256((const __m256i *)(ur + 2 * i)),
+                                      DV_P010_SHIFT);
+        __m256i b = _mm256_slli_epi16(_mm256_loadu_si256((const __m256i *)(vr + 2 * i)),
+                                      DV_P010_SHIFT);
+        /* unpack works within each 128-bit lane: lo = pairs 0-3 and 8-11, hi = 4-7 and 12-15 */
+        __m256i lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+
+        _mm256_storeu_si256((__m256i *)(d + 4 * i), _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_storeu_si256((__m256i *)(d + 4 * i + 32), _mm256_permute2x128_si256(lo, hi, 0x31));
+    }
+    return i;
+}
+#endif
+
+#if defined(__SSE2__)
+static size_t shift_row16_sse2(uint8_t *d, const uint8_t *s, size_t samples)
+{
+    size_t i;
+
+    for (i = 0; i + 8 <= samples; i += 8)
+        _mm_storeu_si128((__m128i *)(d + 2 * i),
+                         _mm_slli_epi16(_mm_loadu_si128((const __m128i *)(s + 2 * i)), DV_P010_SHIFT));
+    return i;
+}
+
+static size_t interleave_row16_sse2(uint8_t *d, const uint8_t *ur, const uint8_t *vr, size_t cw)
+{
+    size_t i;
+
+    for (i = 0; i + 8 <= cw; i += 8) {
+        __m128i a = _mm_slli_epi16(_mm_loadu_si128((const __m128i *)(ur + 2 * i)), DV_P010_SHIFT);
+        __m128i b = _mm_slli_epi16(_mm_loadu_si128((const __m128i *)(vr + 2 * i)), DV_P010_SHIFT);
+
+        _mm_storeu_si128((__m128i *)(d + 4 * i), _mm_unpacklo_epi16(a, b));
+        _mm_storeu_si128((__m128i *)(d + 4 * i + 16), _mm_unpackhi_epi16(a, b));
+    }
+    return i;
+}
+#endif
+
+static size_t shift_row16_vector(uint8_t *d, const uint8_t *s, size_t samples, int level)
+{
+#if defined(DV_X86_DISPATCH)
+    if (level >= 2)
+        return shift_row16_avx2(d, s, samples);
+#endif
+#if defined(__SSE2__)
+    if (level >= 1)
+        return shift_row16_sse2(d, s, samples);
+#endif
+    (void)d; (void)s; (void)samples; (void)level;
+    return 0;
+}
+
+static size_t interleave_row16_vector(uint8_t *d, const uint8_t *ur, const uint8_t *vr,
+                                      size_t cw, int level)
+{
+#if defined(DV_X86_DISPATCH)
+    if (level >= 2)
+        return interleave_row16_avx2(d, ur, vr, cw);
+#endif
+#if defined(__SSE2__)
+    if (level >= 1)
+        return interleave_row16_sse2(d, ur, vr, cw);
+#endif
+    (void)d; (void)ur; (void)vr; (void)cw; (void)level;
+    return 0;
+}
+
 /* 16-bit little-endian samples shifted left (yuv420p10le Y -> P010 Y: shift 6). */
 void dv_shift_rows16(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_stride,
                      size_t samples, size_t rows, unsigned shift, dv_fnv_state *st)
@@ -224,23 +360,14 @@ void dv_shift_rows16(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t
     size_t y, x, i, n;
 
     if (!st) {
+        int level = simd_level();
+
         for (y = 0; y < rows; y++) {
             const uint8_t *restrict s = src + y * src_stride;
             uint8_t *restrict d = dst + y * dst_stride;
 
             if (shift == DV_P010_SHIFT) {   /* a constant shift: vectorized */
-                i = 0;
-#if defined(__SSE2__)
-                /* Plain stores: streaming ones (which skip fetching the CAPTURE lines)
-                 * were faster on an AMD EPYC VM but 1.4x slower on an Intel Xeon one,
-                 * where P010 then took 1.3 ms a 1080p picture; these take 0.66-0.83 there. */
-                for (; i + 8 <= samples; i += 8) {
-                    __m128i w = _mm_loadu_si128((const __m128i *)(s + 2 * i));
-
-                    _mm_storeu_si128((__m128i *)(d + 2 * i), _mm_slli_epi16(w, DV_P010_SHIFT));
-                }
-#endif
-                for (; i < samples; i++) {
+                for (i = shift_row16_vector(d, s, samples, level); i < samples; i++) {
                     uint16_t w = (uint16_t)(ld16(s + 2 * i) << DV_P010_SHIFT);
 
                     memcpy(d + 2 * i, &w, 2);
@@ -279,24 +406,14 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
     size_t y, x, i, n;
 
     if (!st) {
+        int level = simd_level();
+
         for (y = 0; y < rows; y++) {
             const uint8_t *restrict ur = u + y * u_stride, *restrict vr = v + y * v_stride;
             uint8_t *restrict d = dst + y * dst_stride;
 
             if (shift == DV_P010_SHIFT) {
-                i = 0;
-#if defined(__SSE2__)
-                for (; i + 8 <= cw; i += 8) {   /* plain stores, as for Y */
-                    __m128i a = _mm_slli_epi16(_mm_loadu_si128((const __m128i *)(ur + 2 * i)),
-                                               DV_P010_SHIFT);
-                    __m128i b = _mm_slli_epi16(_mm_loadu_si128((const __m128i *)(vr + 2 * i)),
-                                               DV_P010_SHIFT);
-
-                    _mm_storeu_si128((__m128i *)(d + 4 * i), _mm_unpacklo_epi16(a, b));
-                    _mm_storeu_si128((__m128i *)(d + 4 * i + 16), _mm_unpackhi_epi16(a, b));
-                }
-#endif
-                for (; i < cw; i++) {
+                for (i = interleave_row16_vector(d, ur, vr, cw, level); i < cw; i++) {
                     uint16_t w[2] = {(uint16_t)(ld16(ur + 2 * i) << DV_P010_SHIFT),
                                      (uint16_t)(ld16(vr + 2 * i) << DV_P010_SHIFT)};
 

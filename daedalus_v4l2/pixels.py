@@ -45,6 +45,8 @@ _FOURCCS = {NV12: (1, "nv12", 8), P010: (2, "p010le", 10)}
 # PyAV formats the fast path takes, per fourcc
 _DIRECT = {NV12: {"yuv420p", "yuvj420p", "nv12"}, P010: {"yuv420p10le", "p010le"}}
 _P010_SHIFT = 6  # yuv420p10le sample -> P010 (10 bits in the high end of 16)
+# The vector loops P010 packing can use, by the native module's level (dv_simd)
+SIMD_NAMES = ("plain C", "SSE2", "AVX2")
 
 
 @dataclass
@@ -150,6 +152,11 @@ def _nbytes(buf) -> int:
 
 
 # --------------------------------------------------------------------------- pack
+
+def simd_name() -> str:
+    """The vector loops P010 packing uses on this CPU (AVX2 when it has them)."""
+    return SIMD_NAMES[lib.dv_simd()]
+
 
 def _source_frame(frame: av.VideoFrame, fourcc: int) -> av.VideoFrame:
     """The frame itself if the fast path takes its format, else a converted

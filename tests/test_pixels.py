@@ -373,3 +373,49 @@ def test_report_pack_times(capsys):
                      f"unpack_picture {t_unpack:.2f} ms (medians of 50)")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+# --------------------------------------------------------------------------- vector loops
+
+@pytest.fixture(params=[0, 1, 2], ids=pixels.SIMD_NAMES)
+def simd_level(request):
+    """P010 packing capped at each level of vector loops (the CPU's best is the default)."""
+    from daedalus_v4l2._native import lib
+
+    if lib.dv_set_simd(request.param) != request.param:
+        lib.dv_set_simd(-1)
+        pytest.skip(f"this CPU has no {pixels.SIMD_NAMES[request.param]}")
+    yield request.param
+    lib.dv_set_simd(-1)
+
+
+# widths around the vector sizes (8 and 16 samples), so every loop's tail is used too
+VECTOR_SIZES = [(1920, 4), (64, 2), (47, 5), (33, 3), (16, 2), (15, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("digest", [False, True], ids=["straight", "digest"])
+@pytest.mark.parametrize("width,height", VECTOR_SIZES)
+def test_pack_p010_vector_loops_match_reference(simd_level, width, height, digest):
+    frame = random_frame("yuv420p10le", width, height, seed=width * 7 + height)
+    planes, size = layout(P010, width, height)
+    dst = bytearray([0xAB]) * size
+    packed = pixels.pack_frame(frame, P010, planes, memoryview(dst), digest=digest)
+    assert pixels.unpack_picture(dst, P010, planes, width, height) == numpy_tight(frame)
+    assert packed.digest == (pixels.fnv1a64(numpy_tight(frame)) if digest else 0)
+
+
+def test_pack_p010_levels_write_the_same_bytes(simd_level):
+    """Padding included: no level writes where another does not."""
+    frame = random_frame("yuv420p10le", 1926, 6, seed=11)
+    planes, size = layout(P010, 1926, 6)
+    dst = bytearray([0xAB]) * size
+    pixels.pack_frame(frame, P010, planes, memoryview(dst), digest=False)
+    baseline = bytearray([0xAB]) * size
+    pixels.pack_frame(frame, P010, planes, memoryview(baseline), digest=True)
+    assert dst == baseline
+
+
+def test_simd_name_is_the_cpus_best():
+    from daedalus_v4l2._native import lib
+
+    assert pixels.simd_name() == pixels.SIMD_NAMES[lib.dv_set_simd(-1)]
