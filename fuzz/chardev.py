@@ -7,8 +7,10 @@ headers with bad lengths, types, flags, planes, statuses and reasons, FRAMEs for
 unknown, finished and real cookies (duplicates, plane_bytes past the buffer),
 oversized writes, PING floods, and mmaps at random offsets and sizes.  Every
 refusal must be the documented errno, and the module's counters must account
-for each one: rejected_messages = EINVAL + EOVERFLOW writes, unknown_cookie =
-ENOENT, duplicate_response = EALREADY.  Prints one JSON summary line.
+for each one: rejected_messages = EINVAL + EOVERFLOW writes + refused mmaps,
+unknown_cookie = ENOENT writes and mmaps (a job not in flight), duplicate_response
+= EALREADY.  Last, an mmap at a finished cookie (after the client's STREAMOFF)
+must be ENOENT.  Prints one JSON summary line.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class Fuzzer:
         self.decodes: dict[int, proto.DecodeRequest] = {}
         self.finished: list[int] = []
         self.errnos: dict[str, int] = {}
-        self.writes = self.mmaps = self.mmap_rejected = 0
+        self.writes = self.mmaps = self.mmap_rejected = self.mmap_unknown = 0
         self.unexpected: list[str] = []
 
     def drain(self) -> None:
@@ -129,11 +131,27 @@ class Fuzzer:
             m = mmap.mmap(self.fd, size, flags, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
         except OSError as exc:
             self.mmap_rejected += exc.errno == errno.EINVAL   # dv_reject counts these too
+            self.mmap_unknown += exc.errno == errno.ENOENT    # no job in flight: unknown_cookie
             if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.ENOMEM, errno.EOVERFLOW):
                 self.unexpected.append(f"mmap: {exc}")
             return
         m[:16] = b"fuzzfuzzfuzzfuzz"
         m.close()
+
+    def map_finished(self) -> str:
+        """mmap at a cookie whose job is over (the client has streamed off), as a
+        daemon whose picture came out after STREAMOFF does: the errno's name."""
+        if not self.decodes:
+            return "no cookie seen"
+        self.mmaps += 1
+        try:
+            mmap.mmap(self.fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                      offset=max(self.decodes) * mmap.PAGESIZE).close()
+        except OSError as exc:
+            self.mmap_rejected += exc.errno == errno.EINVAL
+            self.mmap_unknown += exc.errno == errno.ENOENT
+            return errno.errorcode.get(exc.errno, str(exc.errno))
+        return "mapped"
 
     def step(self) -> None:
         self.drain()
@@ -215,20 +233,22 @@ def run(seconds: float, seed: int) -> dict:
         fuzzer.step()
     stop.set()
     t.join(60)
+    finished_mmap = fuzzer.map_finished()
     os.close(fuzzer.fd)
     time.sleep(0.2)
     after = counters()
     delta = {k: after[k] - before[k] for k in after if not k.startswith("parked")}
     e = fuzzer.errnos
     summary = {
-        "writes": fuzzer.writes, "mmaps": fuzzer.mmaps, "mmap_rejected": fuzzer.mmap_rejected, "errnos": e, "counters": delta,
+        "writes": fuzzer.writes, "mmaps": fuzzer.mmaps, "mmap_rejected": fuzzer.mmap_rejected,
+        "mmap_unknown": fuzzer.mmap_unknown, "finished_mmap": finished_mmap, "errnos": e, "counters": delta,
         "client_requests": result.get("queued", 0), "client_hung": t.is_alive(),
         "client_errors": errors,
         "unexpected": fuzzer.unexpected,
         "accounted": {
             "rejected_messages": delta["rejected_messages"] - e.get("EINVAL", 0)
             - e.get("EOVERFLOW", 0) - fuzzer.mmap_rejected,
-            "unknown_cookie": delta["unknown_cookie"] - e.get("ENOENT", 0),
+            "unknown_cookie": delta["unknown_cookie"] - e.get("ENOENT", 0) - fuzzer.mmap_unknown,
             "duplicate_response": delta["duplicate_response"] - e.get("EALREADY", 0),
         },
     }

@@ -412,11 +412,18 @@ static int dv_chr_mmap(struct file *file, struct vm_area_struct *vma)
 	e = dv_find_entry(dev, cookie);
 	if (e && e->dst)
 		vb = &e->dst->vb2_buf;
+	else
+		dev->cnt.unknown_cookie++;
 	spin_unlock_irqrestore(&dev->lock, flags);
 
+	/*
+	 * A job that is not in flight (any more) is what a FRAME for a finished
+	 * cookie meets: a daemon whose picture came out after STREAMOFF cancelled
+	 * its job, on every seek. The same quiet ENOENT, not a rejection.
+	 */
 	if (!vb) {
-		ret = dv_reject(dev, "mmap at cookie %llu: no such job in flight\n",
-				cookie);
+		dprintk(dev, "mmap at cookie %llu: no such job in flight\n", cookie);
+		ret = -ENOENT;
 		goto unlock;
 	}
 	if (len > PAGE_ALIGN(vb2_plane_size(vb, 0))) {

@@ -572,7 +572,9 @@ def test_stalled_daemon_poll_times_out_in_virtual_time():
     assert d.transport.pending() == 2     # STREAM_OPEN and the cancelled job's DECODE
     kernel.faults.stall_daemon = False
     kernel.run_until(lambda: not d.transport.pending())
-    assert [e.errno for e in d.refused] == [errno.EINVAL]   # its CAPTURE cannot be mapped
+    # its CAPTURE cannot be mapped: the job is gone (ENOENT, an unknown cookie, not a rejection)
+    assert [e.errno for e in d.refused] == [errno.ENOENT]
+    assert kernel.stats.rejected_messages == 0 and kernel.stats.unknown_cookie == 1
     finish(kernel, client)
 
 
@@ -692,7 +694,9 @@ def test_capture_map_only_for_jobs_in_flight():
     client.streamoff()
     with pytest.raises(OSError) as exc:
         d.transport.capture_memory(req)
-    assert exc.value.errno == errno.EINVAL
+    # as a FRAME for a finished cookie: ENOENT, counted, not a rejection
+    assert exc.value.errno == errno.ENOENT
+    assert (kernel.stats.unknown_cookie, kernel.stats.rejected_messages) == (1, 0)
     finish(kernel, client)
 
 

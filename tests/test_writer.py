@@ -6,6 +6,7 @@ buffer back once; a request parks only until its picture is written; a write
 that fails ends its own request with ERROR and the stream goes on.
 """
 import dataclasses
+import logging
 import threading
 
 import pytest
@@ -254,3 +255,44 @@ def test_a_flush_that_drains_written_behind_av1_pictures_feeds_the_sequence_head
     session.close()
     assert [r.flags for r in sent if r.cookie == 1000] == \
         [proto.FRAME_SRC_CONSUMED, proto.FRAME_HAS_PIXELS]
+
+
+# --------------------------------------------------------------------------- STREAMOFF
+
+def test_streamoff_with_pictures_still_to_write_drops_them_quietly(clip, monkeypatch, caplog):
+    """A seek: STREAMOFF cancels jobs whose pictures the writer has not written yet.
+    Mapping their CAPTURE buffers then fails with ENOENT, as a FRAME for a finished
+    cookie does: counted as an unknown cookie, logged at INFO, never a WARNING or a
+    rejected message; every buffer comes back."""
+    from daedalus_v4l2.backends.sim import SimKernel
+
+    released = threading.Event()
+    write_behind, cancel = Vp9Session._write_behind, SimKernel.cancel_context
+    mapped = []
+
+    def held_after_the_first(self, frame, pending, map_capture):
+        if pending.request.cookie > 1:
+            released.wait(10)            # until STREAMOFF has cancelled the job
+        return write_behind(self, frame, pending, lambda req: mapped.append(req.cookie) or
+                            map_capture(req))
+
+    def cancel_then_release(self, ctx, why):
+        cancel(self, ctx, why)
+        released.set()
+
+    monkeypatch.setattr(Vp9Session, "_write_behind", held_after_the_first)
+    monkeypatch.setattr(SimKernel, "cancel_context", cancel_then_release)
+    caplog.set_level("INFO")
+    info = container.probe(clip)
+    with open_decoder("sim") as opened:
+        for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
+                                      container.packets(clip), depth=3, timeout=5.0):
+            break                        # after the first picture: STREAMOFF, jobs in flight
+        assert released.is_set() and opened.daemon.wait_written(5)
+        stats = opened.kernel.stats
+        assert mapped[0] == 1 and len(mapped) >= 2      # the later ones met a cancelled job
+        assert stats.rejected_messages == 0 and stats.unknown_cookie >= len(mapped) - 1
+        opened.kernel.ledger.check_all_returned()
+    assert picture.number == 1 and picture.data is not None
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "the kernel cancelled its job" in caplog.text

@@ -138,9 +138,16 @@ class Chardev:
     def map_capture(self, req: proto.DecodeRequest) -> memoryview:
         """mmap at a DECODE's capture_offset: the dst of that job, while it is in flight."""
         cookie = req.capture_offset >> PAGE_SHIFT
+        if req.capture_offset % PAGE_SIZE:
+            self.reject(f"mmap at offset 0x{req.capture_offset:x}: not a page boundary")
         entry = self.kernel.find_entry(cookie)
-        if req.capture_offset % PAGE_SIZE or entry is None or entry.dst is None:
-            self.reject(f"mmap at offset 0x{req.capture_offset:x}: no such job in flight")
+        if entry is None or entry.dst is None:
+            # as a FRAME for a finished cookie: a picture out after STREAMOFF cancelled its job
+            self.kernel.stats.unknown_cookie += 1
+            self.kernel.emit("unknown_cookie", cookie, None, "mmap")
+            log.debug("mmap at cookie %d: no such job in flight", cookie)
+            raise OSError(errno.ENOENT, f"{self.kernel.chardev_path}: mmap at cookie {cookie}: "
+                                        "no such job in flight")
         length = entry.dst.length
         if req.capture_size > -(-length // PAGE_SIZE) * PAGE_SIZE:
             self.reject(f"cookie {cookie}: mmap of {req.capture_size} bytes, buffer has {length}")
