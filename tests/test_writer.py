@@ -264,35 +264,32 @@ def test_streamoff_with_pictures_still_to_write_drops_them_quietly(clip, monkeyp
     Mapping their CAPTURE buffers then fails with ENOENT, as a FRAME for a finished
     cookie does: counted as an unknown cookie, logged at INFO, never a WARNING or a
     rejected message; every buffer comes back."""
-    from daedalus_v4l2.backends.sim import SimKernel
-
-    released = threading.Event()
-    write_behind, cancel = Vp9Session._write_behind, SimKernel.cancel_context
+    holding, released = threading.Event(), threading.Event()
+    write_behind = Vp9Session._write_behind
     mapped = []
 
     def held_after_the_first(self, frame, pending, map_capture):
         if pending.request.cookie > 1:
-            released.wait(10)            # until STREAMOFF has cancelled the job
+            holding.set()
+            released.wait(10)            # until the client has streamed off
         return write_behind(self, frame, pending, lambda req: mapped.append(req.cookie) or
                             map_capture(req))
 
-    def cancel_then_release(self, ctx, why):
-        cancel(self, ctx, why)
-        released.set()
-
     monkeypatch.setattr(Vp9Session, "_write_behind", held_after_the_first)
-    monkeypatch.setattr(SimKernel, "cancel_context", cancel_then_release)
     caplog.set_level("INFO")
     info = container.probe(clip)
     with open_decoder("sim") as opened:
-        for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
-                                      container.packets(clip), depth=3, timeout=5.0):
-            break                        # after the first picture: STREAMOFF, jobs in flight
-        assert released.is_set() and opened.daemon.wait_written(5)
-        stats = opened.kernel.stats
-        assert mapped[0] == 1 and len(mapped) >= 2      # the later ones met a cancelled job
-        assert stats.rejected_messages == 0 and stats.unknown_cookie >= len(mapped) - 1
-        opened.kernel.ledger.check_all_returned()
-    assert picture.number == 1 and picture.data is not None
+        pictures = decode_through(opened.decoder, info.codec, info.width, info.height,
+                                  container.packets(clip), depth=3, timeout=5.0)
+        first = next(pictures)
+        assert holding.wait(5)           # the second picture is in the writer's hands
+        pictures.close()                 # STREAMOFF with jobs in flight: it waits for no daemon
+        released.set()
+    # closed: the daemon waited for its writer, so every picture it had has been tried
+    assert first.number == 1 and first.data is not None
+    stats = opened.kernel.stats
+    assert mapped[:2] == [1, 2]          # 2 on: their jobs were cancelled first
+    assert stats.rejected_messages == 0 and stats.unknown_cookie >= len(mapped) - 1 >= 1
+    opened.kernel.ledger.check_all_returned()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert "the kernel cancelled its job" in caplog.text
