@@ -261,16 +261,13 @@ class DecoderSession:
             memory = map_capture(req)
             picture = pixels.pack_frame(frame, req.capture_fourcc, req.planes, memory,
                                         digest=not req.flags & proto.DECODE_NO_DIGEST)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
+        except (DecodeError, UnsupportedError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOENT:
                 # not in flight any more: STREAMOFF cancelled it while libavcodec held it
                 log.info("stream %d cookie %d: picture dropped, the kernel cancelled its job",
                          req.stream_id, req.cookie)
             else:
                 log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
-            return error_response(req, str(exc), consumed=not pending.consumed)
-        except (DecodeError, UnsupportedError) as exc:
-            log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
             return error_response(req, str(exc), consumed=not pending.consumed)
         self.frames_out += 1
         return proto.FrameResponse(

@@ -130,13 +130,17 @@ class Fuzzer:
         try:
             m = mmap.mmap(self.fd, size, flags, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
         except OSError as exc:
-            self.mmap_rejected += exc.errno == errno.EINVAL   # dv_reject counts these too
-            self.mmap_unknown += exc.errno == errno.ENOENT    # no job in flight: unknown_cookie
+            self.count_mmap_refusal(exc)
             if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.ENOMEM, errno.EOVERFLOW):
                 self.unexpected.append(f"mmap: {exc}")
             return
         m[:16] = b"fuzzfuzzfuzzfuzz"
         m.close()
+
+    def count_mmap_refusal(self, exc: OSError) -> None:
+        """What the module counted for a refused mmap."""
+        self.mmap_rejected += exc.errno == errno.EINVAL   # dv_reject
+        self.mmap_unknown += exc.errno == errno.ENOENT    # no job in flight: unknown_cookie
 
     def map_finished(self) -> str:
         """mmap at a cookie whose job is over (the client has streamed off), as a
@@ -148,8 +152,7 @@ class Fuzzer:
             mmap.mmap(self.fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
                       offset=max(self.decodes) * mmap.PAGESIZE).close()
         except OSError as exc:
-            self.mmap_rejected += exc.errno == errno.EINVAL
-            self.mmap_unknown += exc.errno == errno.ENOENT
+            self.count_mmap_refusal(exc)
             return errno.errorcode.get(exc.errno, str(exc.errno))
         return "mapped"
 

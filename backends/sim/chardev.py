@@ -143,11 +143,9 @@ class Chardev:
         entry = self.kernel.find_entry(cookie)
         if entry is None or entry.dst is None:
             # as a FRAME for a finished cookie: a picture out after STREAMOFF cancelled its job
-            self.kernel.stats.unknown_cookie += 1
-            self.kernel.emit("unknown_cookie", cookie, None, "mmap")
-            log.debug("mmap at cookie %d: no such job in flight", cookie)
-            raise OSError(errno.ENOENT, f"{self.kernel.chardev_path}: mmap at cookie {cookie}: "
-                                        "no such job in flight")
+            ret = self.kernel.unknown_cookie(cookie, "mmap")
+            raise OSError(-ret, f"{self.kernel.chardev_path}: mmap at cookie {cookie}: "
+                                "no such job in flight")
         length = entry.dst.length
         if req.capture_size > -(-length // PAGE_SIZE) * PAGE_SIZE:
             self.reject(f"cookie {cookie}: mmap of {req.capture_size} bytes, buffer has {length}")

@@ -443,14 +443,19 @@ class SimKernel:
 
     # ------------------------------------------------------------------ daemon responses
 
+    def unknown_cookie(self, cookie: int, what: str, detail: str = "") -> int:
+        """A FRAME or an mmap for a job not in flight (finished, or cancelled by
+        STREAMOFF while the daemon held it): counted, logged, -ENOENT."""
+        self.stats.unknown_cookie += 1
+        self.emit("unknown_cookie", cookie, None, detail or what)
+        log.info("%s for unknown or finished cookie %d dropped", what, cookie)
+        return -errno.ENOENT
+
     def handle_frame(self, resp: proto.FrameResponse) -> int:
         """A FRAME from the daemon (dv_handle_frame): 0, or the -errno write() returns."""
         entry = self.find_entry(resp.cookie)
         if entry is None:
-            self.stats.unknown_cookie += 1
-            self.emit("unknown_cookie", resp.cookie, None, f"flags 0x{resp.flags:x}")
-            log.info("FRAME for unknown or finished cookie %d dropped", resp.cookie)
-            return -errno.ENOENT
+            return self.unknown_cookie(resp.cookie, "FRAME", f"flags 0x{resp.flags:x}")
         ctx = entry.ctx
         if resp.stream_id != ctx.id:
             self.stats.rejected_messages += 1
