@@ -88,7 +88,7 @@ class DecoderSession:
         self.frames_out = 0
         # Set by a daemon with a picture writer (writer.py): where this session puts
         # what its writer thread is to send, in order (write-behind).
-        self.emit: Callable[[Callable[[], proto.FrameResponse]], None] | None = None
+        self.emit: Callable[[Callable[[], proto.FrameResponse | None]], None] | None = None
 
     # ------------------------------------------------------------------ public
     def decode(self, req: proto.DecodeRequest, map_capture: MapCapture) -> list[proto.FrameResponse]:
@@ -231,7 +231,9 @@ class DecoderSession:
             if self.write_behind:
                 self.emit(functools.partial(self._write_behind, frame, pending, map_capture))
             else:
-                responses.append(self._write_picture(frame, pending, map_capture))
+                response = self._write_picture(frame, pending, map_capture)
+                if response is not None:
+                    responses.append(response)
         return responses
 
     def _consume(self, pending: Pending) -> None:
@@ -244,8 +246,9 @@ class DecoderSession:
         self.emit(lambda: proto.FrameResponse(req.stream_id, req.cookie, proto.FRAME_SRC_CONSUMED))
 
     def _write_behind(self, frame: av.VideoFrame, pending: Pending,
-                      map_capture: MapCapture) -> proto.FrameResponse:
-        """In the writer's thread: the picture, or an error that still ends the request."""
+                      map_capture: MapCapture) -> proto.FrameResponse | None:
+        """In the writer's thread: the picture, or an error that still ends the request
+        (nothing if its job was cancelled meanwhile)."""
         try:
             return self._write_picture(frame, pending, map_capture)
         except Exception as exc:  # a parked request must get an answer, whatever failed
@@ -254,7 +257,9 @@ class DecoderSession:
             return unexpected_error_response(req, exc, consumed=not pending.consumed)
 
     def _write_picture(self, frame: av.VideoFrame, pending: Pending,
-                       map_capture: MapCapture) -> proto.FrameResponse:
+                       map_capture: MapCapture) -> proto.FrameResponse | None:
+        """The FRAME that hands the picture over, or ends the request with ERROR;
+        None when the kernel has no job for it any more (nothing to answer)."""
         req = pending.request
         flags = proto.FRAME_HAS_PIXELS | (0 if pending.consumed else proto.FRAME_SRC_CONSUMED)
         try:
@@ -263,11 +268,12 @@ class DecoderSession:
                                         digest=not req.flags & proto.DECODE_NO_DIGEST)
         except (DecodeError, UnsupportedError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno == errno.ENOENT:
-                # not in flight any more: STREAMOFF cancelled it while libavcodec held it
+                # not in flight any more: STREAMOFF cancelled it while libavcodec held it.
+                # An ERROR for it would only be refused (and counted) a second time.
                 log.info("stream %d cookie %d: picture dropped, the kernel cancelled its job",
                          req.stream_id, req.cookie)
-            else:
-                log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
+                return None
+            log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
             return error_response(req, str(exc), consumed=not pending.consumed)
         self.frames_out += 1
         return proto.FrameResponse(

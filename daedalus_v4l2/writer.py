@@ -32,7 +32,9 @@ from . import proto
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[], proto.AnyMessage]   # a picture's write, or a message as it is
+# a picture's write, or a message as it is; None: nothing to send (the picture's job
+# was cancelled while it waited)
+Write = Callable[[], proto.AnyMessage | None]
 
 
 class PictureWriter:
@@ -85,7 +87,9 @@ class PictureWriter:
                     return                      # stopping, and nothing left to write
                 write = self._writes.popleft()
             try:
-                self._send(write())
+                msg = write()
+                if msg is not None:
+                    self._send(msg)
             except Exception:  # a write never takes the writer down: the next one still goes
                 log.exception("the picture writer: a write failed")
             finally:

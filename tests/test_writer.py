@@ -6,6 +6,7 @@ buffer back once; a request parks only until its picture is written; a write
 that fails ends its own request with ERROR and the stream goes on.
 """
 import dataclasses
+import errno
 import logging
 import threading
 
@@ -234,6 +235,36 @@ def test_an_unexpected_failure_answers_its_request_once_even_after_a_drain(clip,
     assert next(r for r in sent if r.cookie == 2 and r.flags & proto.FRAME_ERROR).status == -5
 
 
+@pytest.mark.parametrize("write_behind", [False, True])
+def test_a_picture_whose_job_was_cancelled_gets_no_answer(clip, write_behind, caplog):
+    """The kernel refuses the mmap of a cancelled job's CAPTURE buffer with ENOENT:
+    the job is gone, so the picture is dropped without an ERROR the kernel would
+    only refuse (and count as an unknown cookie) a second time."""
+    requests = decode_requests(clip)[:3]
+    session = Vp9Session(requests[0].stream_id)
+    emitted = []
+    if write_behind:
+        session.emit = emitted.append
+
+    def cancelled_at_2(req):
+        if req.cookie == 2:
+            raise OSError(errno.ENOENT, "no such job in flight")
+        return fresh_capture(req)
+
+    caplog.set_level("INFO")
+    answers = []
+    for cookie, req in enumerate(requests, 1):
+        answers += session.decode(dataclasses.replace(req, cookie=cookie), cancelled_at_2)
+    sent = [r for r in (write() for write in emitted) if r is not None] + answers
+    session.close()
+    by_cookie = {c: [r.flags for r in sent if r.cookie == c] for c in range(1, 4)}
+    # with write-behind its SRC_CONSUMED went out before the decode, as for every request
+    assert by_cookie[2] == ([proto.FRAME_SRC_CONSUMED] if write_behind else []), by_cookie
+    assert all(any(f & proto.FRAME_HAS_PIXELS for f in by_cookie[c]) for c in (1, 3)), by_cookie
+    assert "cookie 2: picture dropped, the kernel cancelled its job" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
 # --------------------------------------------------------------------------- AV1, drained mid-stream
 
 def test_a_flush_that_drains_written_behind_av1_pictures_feeds_the_sequence_header_again(tmp_path):
@@ -263,7 +294,8 @@ def test_streamoff_with_pictures_still_to_write_drops_them_quietly(clip, monkeyp
     """A seek: STREAMOFF cancels jobs whose pictures the writer has not written yet.
     Mapping their CAPTURE buffers then fails with ENOENT, as a FRAME for a finished
     cookie does: counted as an unknown cookie, logged at INFO, never a WARNING or a
-    rejected message; every buffer comes back."""
+    rejected message, and not answered with an ERROR the kernel would only refuse
+    (and count) again; every buffer comes back."""
     holding, released = threading.Event(), threading.Event()
     write_behind = Vp9Session._write_behind
     mapped = []
@@ -290,6 +322,7 @@ def test_streamoff_with_pictures_still_to_write_drops_them_quietly(clip, monkeyp
     stats = opened.kernel.stats
     assert mapped[:2] == [1, 2]          # 2 on: their jobs were cancelled first
     assert stats.rejected_messages == 0 and stats.unknown_cookie >= len(mapped) - 1 >= 1
+    assert opened.daemon.stats.errors == 0
     opened.kernel.ledger.check_all_returned()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     assert "the kernel cancelled its job" in caplog.text
