@@ -73,7 +73,7 @@ class Chardev:
                         type(msg).__name__)
             return False
         self.fifo.append((cookie, proto.encode(msg)))
-        self.kernel.emit("send", cookie or None, ctx, _msg_name(msg))
+        self.kernel.emit("send", cookie or None, ctx, lambda: _msg_name(msg))
         if self.kernel.threaded:
             self.kernel.changed.notify_all()    # the daemon's read() waits for it
         return True

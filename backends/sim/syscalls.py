@@ -276,7 +276,7 @@ class SimSyscalls(Syscalls):
             buf.set_state(BufState.QUEUED)
             q.ready.add_tail(buf)
             self.kernel.ledger.queued(buf)
-            self.kernel.emit("qbuf", None, f.ctx, buf.name)
+            self.kernel.emit("qbuf", None, f.ctx, lambda: buf.name)
             self.kernel.try_schedule(f.ctx)
         self._fill(b, buf)
 
@@ -297,7 +297,7 @@ class SimSyscalls(Syscalls):
         req.ctx = f.ctx
         buf.request, buf.request_fd = req, b.request_fd
         self.kernel.ledger.queued(buf)
-        self.kernel.emit("qbuf", None, f.ctx, f"{buf.name} in request {req.id}")
+        self.kernel.emit("qbuf", None, f.ctx, lambda: f"{buf.name} in request {req.id}")
 
     def _dqbuf(self, f, b):
         q = self._queue(f, b.type)
@@ -324,7 +324,7 @@ class SimSyscalls(Syscalls):
         buf.set_state(BufState.DEQUEUED)
         release_request(buf)
         self.kernel.ledger.returned(buf, "dqbuf")
-        self.kernel.emit("dqbuf", None, f.ctx, buf.name)
+        self.kernel.emit("dqbuf", None, f.ctx, lambda: buf.name)
 
     def _streamon(self, f, arg):
         ctx, q = f.ctx, self._queue(f, arg[0])
@@ -486,7 +486,7 @@ class SimSyscalls(Syscalls):
         req.state = ReqState.QUEUED
         buf.set_state(BufState.QUEUED)
         ctx.out_q.ready.add_tail(buf)
-        self.kernel.emit("request_queue", None, ctx, f"request {req.id} {buf.name}")
+        self.kernel.emit("request_queue", None, ctx, lambda: f"request {req.id} {buf.name}")
         self.kernel.try_schedule(ctx)
         return 0
 

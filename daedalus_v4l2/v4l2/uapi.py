@@ -73,7 +73,7 @@ def fourcc(code: str) -> int:
 
 
 def fourcc_str(value: int) -> str:
-    return "".join(chr((value >> s) & 0xFF) for s in (0, 8, 16, 24))
+    return (value & 0xFFFFFFFF).to_bytes(4, "little").decode("latin-1")
 
 
 # ---- ioctl numbers, from the kernel's _IOC encoding (asm-generic) ----
