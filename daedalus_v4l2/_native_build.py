@@ -20,8 +20,42 @@ than 8 bytes is folded in byte by byte the same way.  The state carries up to
 7 bytes between calls, so the result does not depend on how the picture is
 split into rows or chunks.  ``daedalus_v4l2.pixels.fnv1a64_words_py`` is the
 pure-Python reference.
+
+It also holds the AV1 client's per-frame header work (``native/``): the
+sequence and frame headers read in C, the reference slots kept in C, and the
+V4L2 AV1 frame and film grain controls filled from them
+(:mod:`daedalus_v4l2.codecs.av1_native`; the Python reader stays the oracle
+the tests hold it to).  Those files see the uAPI structs as cffi declares them
+(``v4l2/uapi_cdef.py``) and the ``V4L2_AV1_*`` values of
+``codecs/av1_controls.py``: one definition of each, read here by path.
 """
+import re
+import runpy
+from pathlib import Path
+
 from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+NATIVE = HERE / "native"
+
+
+def _av1_flag_defines() -> str:
+    """``#define`` lines for the ``V4L2_AV1_*`` values codecs/av1_controls.py holds."""
+    text = (HERE / "codecs" / "av1_controls.py").read_text()
+    pairs = re.findall(r"^(V4L2_AV1_[A-Z0-9_]+) = (0x[0-9a-fA-F]+|\d+)$", text, re.M)
+    if not pairs:
+        raise RuntimeError("no V4L2_AV1_* values found in codecs/av1_controls.py")
+    return "".join(f"#define {name} {value}u\n" for name, value in pairs)
+
+
+def _av1_source() -> str:
+    """The uAPI AV1 structs and values, then native/av1_headers.c and av1_controls.c."""
+    cdef_av1 = runpy.run_path(str(HERE / "v4l2" / "uapi_cdef.py"))["CDEF_AV1"]
+    # the kernel's own __u8..__s64 (cdefs.KERNEL_TYPES says the same for cffi)
+    return "\n".join(["#include <linux/types.h>", cdef_av1, _av1_flag_defines(),
+                      (NATIVE / "av1_headers.c").read_text(),
+                      (NATIVE / "av1_controls.c").read_text()])
+
 
 CDEF = r"""
 typedef struct {
@@ -50,6 +84,10 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
                         size_t cw, size_t rows, unsigned shift, dv_fnv_state *st);
 int dv_simd(void);
 int dv_set_simd(int level);
+""" + (NATIVE / "av1_headers.h").read_text() + r"""
+int dv_av1_frame_control(const dv_av1_frame_header *h, const uint64_t *reference_ts,
+                         unsigned char *out, size_t len);
+int dv_av1_film_grain_control(const dv_av1_frame_header *h, unsigned char *out, size_t len);
 """
 
 C_SOURCE = r"""
@@ -450,7 +488,8 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-ffibuilder.set_source("daedalus_v4l2._native", C_SOURCE, extra_compile_args=["-O3"])
+ffibuilder.set_source("daedalus_v4l2._native", C_SOURCE + _av1_source(),
+                      include_dirs=[str(NATIVE)], extra_compile_args=["-O3"])
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

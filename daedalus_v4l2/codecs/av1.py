@@ -19,6 +19,11 @@ requests, one per coded frame:
 3. :class:`Av1References` mirrors the slots with CAPTURE timestamps, which
    is how V4L2 names reference frames (``reference_frame_ts[8]``).
 
+``Av1Parser(native=True)``, what the client uses, reads the frame headers and
+keeps the slots in C (:mod:`~daedalus_v4l2.codecs.av1_native`): its units'
+headers are ``dv_av1_frame_header *``, the same fields flattened.  The Python
+readers are the default, and the oracle the C is tested against.
+
 :mod:`~daedalus_v4l2.codecs.av1_controls` turns the headers into the V4L2
 control structs.  Every malformed input raises
 :class:`~daedalus_v4l2.errors.BitstreamError`; a parser's state only
@@ -29,7 +34,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-from daedalus_v4l2.codecs import av1_obu
+from daedalus_v4l2.codecs import av1_native, av1_obu
 from daedalus_v4l2.codecs.av1_obu import Obu
 from daedalus_v4l2.codecs.av1_syntax import (  # noqa: F401  (the module's public names)
     INTER_FRAME, INTRA_ONLY_FRAME, KEY_FRAME, NUM_REF_FRAMES, REFS_PER_FRAME, SWITCH_FRAME,
@@ -69,16 +74,30 @@ class FrameUnit:
 class _ParserState:
     sequence: SequenceHeader | None = None
     slots: list[RefSlot] = field(default_factory=lambda: [RefSlot() for _ in range(NUM_REF_FRAMES)])
+    sequence_payload: bytes = b""  # what ``sequence`` was read from
+    native: av1_native.NativeState | None = None  # the C reader's sequence and slots
+
+    def copy(self) -> _ParserState:
+        # A shallow copy is enough to roll back: a temporal unit replaces the sequence
+        # header and slots (RefSlot snapshots, never changed in place), it does not edit
+        # them. (copy.deepcopy of the state cost ~2-3 ms a frame at 1080p.)
+        return _ParserState(self.sequence, list(self.slots), self.sequence_payload,
+                            self.native.copy() if self.native is not None else None)
 
 
 class Av1Parser:
-    """Parses the temporal units of one stream, in decode order."""
+    """Parses the temporal units of one stream, in decode order: frame headers
+    in C when ``native`` (see the module's docstring), else in Python."""
 
-    def __init__(self) -> None:
-        self._state = _ParserState()
+    def __init__(self, native: bool = False) -> None:
+        self.native = native
+        self._state = self._new_state()
+
+    def _new_state(self) -> _ParserState:
+        return _ParserState(native=av1_native.NativeState() if self.native else None)
 
     def reset(self) -> None:
-        self._state = _ParserState()
+        self._state = self._new_state()
 
     @property
     def sequence(self) -> SequenceHeader | None:
@@ -89,10 +108,7 @@ class Av1Parser:
 
     def temporal_unit(self, data: bytes) -> list[FrameUnit]:
         """The frames of one temporal unit (a container packet), in decode order."""
-        # A shallow copy is enough to roll back: a temporal unit replaces the sequence
-        # header and slots (RefSlot snapshots, never changed in place), it does not edit
-        # them. (copy.deepcopy of the state cost ~2-3 ms a frame at 1080p.)
-        state = _ParserState(self._state.sequence, list(self._state.slots))
+        state = self._state.copy()
         try:
             units = _TemporalUnitReader(bytes(data), state).read()
         except (IndexError, ValueError, ZeroDivisionError) as exc:
@@ -145,7 +161,7 @@ class _TemporalUnitReader:
 
     def _obu(self, obu: Obu) -> None:
         if obu.type == av1_obu.OBU_SEQUENCE_HEADER:
-            self.state.sequence = parse_sequence_header(self._payload(obu))
+            self._sequence_header(self._payload(obu))
         elif obu.type == av1_obu.OBU_TEMPORAL_DELIMITER:
             if self.pending is not None:
                 raise BitstreamError("temporal delimiter in the middle of a frame")
@@ -159,17 +175,39 @@ class _TemporalUnitReader:
         # Redundant frame headers repeat the frame in progress; metadata, tile
         # lists, padding and reserved types decode no picture.
 
+    def _sequence_header(self, payload: bytes) -> None:
+        """Read, unless it repeats the one in force (encoders repeat it at every key
+        frame, some in every temporal unit): the same object then, so the client
+        checks and converts a sequence once."""
+        state = self.state
+        if state.sequence is not None and payload == state.sequence_payload:
+            return
+        state.sequence = parse_sequence_header(payload)
+        if state.native is not None:
+            state.native.read_sequence(payload)
+        state.sequence_payload = payload
+
     def _sequence(self) -> SequenceHeader:
         if self.state.sequence is None:
             raise BitstreamError("frame before any sequence header")
         return self.state.sequence
 
-    def _read_header(self, bits: BitReader, obu: Obu) -> FrameHeader:
-        return FrameHeaderReader(bits, self._sequence(), self.state.slots,
-                                 obu.temporal_id, obu.spatial_id).read()
+    def _read_header(self, payload: bytes, obu: Obu):
+        """The frame header at the start of ``payload``, and the byte after it
+        (byte_alignment() included)."""
+        sequence = self._sequence()
+        if self.state.native is not None:
+            header = self.state.native.read_frame_header(payload, obu.temporal_id,
+                                                         obu.spatial_id)
+            return header, (header.header_bits + 7) >> 3
+        bits = BitReader(payload)
+        header = FrameHeaderReader(bits, sequence, self.state.slots,
+                                   obu.temporal_id, obu.spatial_id).read()
+        bits.align()
+        return header, bits.byte_position
 
     def _frame_header_obu(self, obu: Obu) -> None:
-        header = self._read_header(BitReader(self._payload(obu)), obu)
+        header, _ = self._read_header(self._payload(obu), obu)
         frame = _PendingFrame(header, bytearray(self.data[obu.start:obu.end]), obu)
         if header.show_existing_frame:
             self._finish(frame)
@@ -180,14 +218,11 @@ class _TemporalUnitReader:
         if self.pending is not None:
             raise BitstreamError("frame OBU while the previous frame still lacks tiles")
         payload = self._payload(obu)
-        bits = BitReader(payload)
-        header = self._read_header(bits, obu)
+        header, end = self._read_header(payload, obu)
         if header.show_existing_frame:
             raise BitstreamError("frame OBU with show_existing_frame set")
-        bits.align()  # byte_alignment()
         self.pending = _PendingFrame(header, bytearray(self.data[obu.start:obu.end]), obu)
-        header_bytes = obu.payload_start - obu.start + bits.byte_position
-        self._tile_group(payload[bits.byte_position:], header_bytes)
+        self._tile_group(payload[end:], obu.payload_start - obu.start + end)
 
     def _tile_group_obu(self, obu: Obu) -> None:
         if self.pending is None:
@@ -199,13 +234,11 @@ class _TemporalUnitReader:
     def _tile_group(self, payload: bytes, base: int) -> None:
         """tile_group_obu() (spec 5.11.1): record each tile's place, relative to the unit."""
         frame = self.pending
-        header = frame.header
-        info = header.tile_info
-        num_tiles = header.num_tiles
+        tile_cols, tile_rows, tile_bits, tile_size_bytes = _tile_layout(frame.header)
+        num_tiles = tile_cols * tile_rows
         bits = BitReader(payload)
         tg_start, tg_end = 0, num_tiles - 1
         if num_tiles > 1 and bits.read_bool("tile_start_and_end_present_flag"):
-            tile_bits = info.tile_cols_log2 + info.tile_rows_log2
             tg_start = bits.read_bits(tile_bits, "tg_start")
             tg_end = bits.read_bits(tile_bits, "tg_end")
         bits.align()
@@ -217,13 +250,12 @@ class _TemporalUnitReader:
             if tile_num == tg_end:
                 size = len(payload) - pos
             else:
-                size = read_le(payload, pos, info.tile_size_bytes, "tile_size_minus_1") + 1
-                pos += info.tile_size_bytes
+                size = read_le(payload, pos, tile_size_bytes, "tile_size_minus_1") + 1
+                pos += tile_size_bytes
             if size <= 0 or pos + size > len(payload):
                 raise BitstreamError(f"tile {tile_num}: {size} bytes at byte {pos} do not fit "
                                      f"the {len(payload)}-byte tile group")
-            frame.tiles.append(Tile(base + pos, size, tile_num // info.tile_cols,
-                                    tile_num % info.tile_cols))
+            frame.tiles.append(Tile(base + pos, size, tile_num // tile_cols, tile_num % tile_cols))
             pos += size
         frame.next_tile = tg_end + 1
         if tg_end == num_tiles - 1:
@@ -231,9 +263,23 @@ class _TemporalUnitReader:
             self._finish(frame)
 
     def _finish(self, frame: _PendingFrame) -> None:
-        _update_references(self.state, frame.header)
+        if self.state.native is not None:
+            self.state.native.update(frame.header)
+        else:
+            _update_references(self.state, frame.header)
         self.units.append(FrameUnit(frame.header, self._sequence(), bytes(frame.data), frame.tiles,
                                     frame.obu.temporal_id, frame.obu.spatial_id))
+
+
+def _tile_layout(header) -> tuple[int, int, int, int]:
+    """(tile columns, tile rows, bits of a tile number, tile_size_bytes) of a
+    frame header, Python's or C's."""
+    if isinstance(header, FrameHeader):
+        info = header.tile_info
+        return (info.tile_cols, info.tile_rows, info.tile_cols_log2 + info.tile_rows_log2,
+                info.tile_size_bytes)
+    return (header.tile_cols, header.tile_rows, header.tile_cols_log2 + header.tile_rows_log2,
+            header.tile_size_bytes)
 
 
 def _update_references(state: _ParserState, header: FrameHeader) -> None:
@@ -285,14 +331,15 @@ class Av1References:
             raise BitstreamError(f"reference slot {idx} holds no frame yet")
         return self._slots[idx]
 
-    def check_references(self, header: FrameHeader) -> None:
-        """An inter frame must only use slots that hold a frame."""
-        if header.frame_is_intra or header.show_existing_frame:
+    def check_references(self, header) -> None:
+        """An inter frame must only use slots that hold a frame (``header``:
+        Python's or C's)."""
+        if header.show_existing_frame or header.frame_type in (KEY_FRAME, INTRA_ONLY_FRAME):
             return
         for idx in header.ref_frame_idx:
             self.slot_timestamp(idx)
 
-    def update(self, header: FrameHeader, timestamp: int) -> None:
+    def update(self, header, timestamp: int) -> None:
         """After a decoded frame (``timestamp``) or a shown-again key frame."""
         if header.show_existing_frame:
             if header.frame_type == KEY_FRAME:

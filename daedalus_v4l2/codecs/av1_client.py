@@ -8,13 +8,17 @@ own CAPTURE buffer, not shown yet).  A ``show_existing_frame`` is no
 request: the client shows that slot's CAPTURE buffer again, as GStreamer
 and FFmpeg do, and when the shown frame is a key frame every slot now
 holds it (spec 7.21), which the next request's ``reference_frame_ts`` say.
+
+Frame headers, the reference slots and the frame and film grain controls are
+C's (:mod:`~daedalus_v4l2.codecs.av1_native`), the per-request work; the
+sequence header and its control, once a sequence, are Python's.
 """
 from __future__ import annotations
 
 from ..decode import CodecClient, Job
 from ..errors import UnsupportedError
 from ..v4l2 import uapi
-from . import av1, av1_controls
+from . import av1, av1_controls, av1_native
 
 
 class Av1Client(CodecClient):
@@ -22,7 +26,7 @@ class Av1Client(CodecClient):
     capture_buffers_needed = 8 + 2  # eight reference slots, one decoding, one displaying
 
     def __init__(self) -> None:
-        self.parser = av1.Av1Parser()
+        self.parser = av1.Av1Parser(native=True)
         self.refs = av1.Av1References()
         # The parser replaces its sequence header, never edits it (av1.Av1Parser): a
         # header is checked, and its control built, when the object changes.
@@ -49,13 +53,13 @@ class Av1Client(CodecClient):
     def _controls(self, unit: av1.FrameUnit) -> dict[int, bytes]:
         controls = {
             uapi.V4L2_CID_STATELESS_AV1_SEQUENCE: self._sequence_control,
-            uapi.V4L2_CID_STATELESS_AV1_FRAME: av1_controls.frame_control(unit.header,
-                                                                           self.refs.slots),
+            uapi.V4L2_CID_STATELESS_AV1_FRAME: av1_native.frame_control(unit.header,
+                                                                         self.refs.slots),
             uapi.V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY:
                 av1_controls.tile_group_entries(unit.tiles),
         }
         if unit.sequence.film_grain_params_present:
-            controls[uapi.V4L2_CID_STATELESS_AV1_FILM_GRAIN] = av1_controls.film_grain_control(
+            controls[uapi.V4L2_CID_STATELESS_AV1_FILM_GRAIN] = av1_native.film_grain_control(
                 unit.header)
         return controls
 

@@ -1,0 +1,101 @@
+"""The AV1 client's per-frame header work in C (``native/av1_headers.c``,
+``native/av1_controls.c``, built into :mod:`daedalus_v4l2._native`).
+
+A 1080p AV1 stream asks for one frame header, one reference update and one
+frame control a request.  In Python (:mod:`~daedalus_v4l2.codecs.av1_syntax`,
+:mod:`~daedalus_v4l2.codecs.av1_controls`) those were some 200 interpreter
+calls a picture, which the decode path pays on the CPUs libdav1d needs; in C
+they are a few microseconds.  The Python reader stays: it is the oracle that
+``tests/test_av1_native.py`` holds the C to, field for field and byte for byte,
+and what the parser tests and the daemon (once per sequence) read with.
+
+A frame header here is a ``dv_av1_frame_header *`` (cffi), whose fields have
+the names of :class:`~daedalus_v4l2.codecs.av1_syntax.FrameHeader`'s, flattened
+(``tile_info.tile_cols`` is ``tile_cols``, ``segmentation.enabled`` is
+``seg_enabled``).
+"""
+from __future__ import annotations
+
+from ..errors import BitstreamError
+
+try:
+    from .._native import ffi, lib
+except ImportError as exc:  # pragma: no cover - a broken install
+    raise ImportError("daedalus_v4l2._native is not built; reinstall the package "
+                      "(pip install .)") from exc
+if not hasattr(lib, "dv_av1_parse_frame_header"):  # pragma: no cover - a stale build
+    raise ImportError("daedalus_v4l2._native was built before its AV1 header code; "
+                      "reinstall the package (pip install .)")
+
+_ERROR_BYTES = 256
+
+
+class NativeState:
+    """The sequence header and the eight reference slots, in C, for one stream."""
+
+    def __init__(self, sequence=None, slots=None) -> None:
+        self.sequence = ffi.new("dv_av1_sequence *")
+        self.slots = ffi.new("dv_av1_slot[8]")
+        if sequence is not None:
+            ffi.memmove(self.sequence, sequence, ffi.sizeof("dv_av1_sequence"))
+            ffi.memmove(self.slots, slots, ffi.sizeof(self.slots))
+        self._error = ffi.new(f"char[{_ERROR_BYTES}]")
+
+    def copy(self) -> NativeState:
+        """What a temporal unit reads into, so that a bad one leaves this untouched."""
+        return NativeState(self.sequence, self.slots)
+
+    def read_sequence(self, payload: bytes) -> None:
+        if lib.dv_av1_parse_sequence(payload, len(payload), self.sequence,
+                                     self._error, _ERROR_BYTES):
+            raise BitstreamError(self._message())
+
+    def read_frame_header(self, payload: bytes, temporal_id: int = 0, spatial_id: int = 0):
+        """A new ``dv_av1_frame_header *`` for ``payload`` (a frame or frame header
+        OBU's), read against the slots, which it does not change."""
+        header = ffi.new("dv_av1_frame_header *")
+        if lib.dv_av1_parse_frame_header(payload, len(payload), self.sequence, self.slots,
+                                         temporal_id, spatial_id, header,
+                                         self._error, _ERROR_BYTES):
+            raise BitstreamError(self._message())
+        return header
+
+    def update(self, header) -> None:
+        """The reference frame update process (spec 7.20) after ``header``'s frame."""
+        lib.dv_av1_update_slots(self.slots, header)
+
+    def _message(self) -> str:
+        return ffi.string(self._error).decode("ascii", "replace")
+
+
+def frame_control(header, reference_ts) -> bytes:
+    """``struct v4l2_ctrl_av1_frame`` (what av1_controls.frame_control builds)."""
+    if header.show_existing_frame:
+        raise ValueError("show_existing_frame decodes nothing: the client shows the "
+                         "buffer in that slot again")
+    out = bytearray(FRAME_CONTROL_SIZE)
+    if lib.dv_av1_frame_control(header, ffi.new("uint64_t[8]", list(reference_ts)),
+                                ffi.from_buffer(out), FRAME_CONTROL_SIZE):
+        raise RuntimeError("struct v4l2_ctrl_av1_frame: the C and cffi sizes differ")
+    return bytes(out)
+
+
+def film_grain_control(header) -> bytes:
+    """``struct v4l2_ctrl_av1_film_grain`` (what av1_controls.film_grain_control builds)."""
+    out = bytearray(FILM_GRAIN_CONTROL_SIZE)
+    if lib.dv_av1_film_grain_control(header, ffi.from_buffer(out), FILM_GRAIN_CONTROL_SIZE):
+        raise RuntimeError("struct v4l2_ctrl_av1_film_grain: the C and cffi sizes differ")
+    return bytes(out)
+
+
+def frame_is_intra(header) -> bool:
+    return header.frame_type in (0, 2)  # KEY_FRAME, INTRA_ONLY_FRAME
+
+
+def _control_size(ctype: str) -> int:
+    from ..v4l2.uapi import ffi as uapi_ffi  # the controls' layouts, as the rest of the client
+    return uapi_ffi.sizeof(ctype)
+
+
+FRAME_CONTROL_SIZE = _control_size("struct v4l2_ctrl_av1_frame")
+FILM_GRAIN_CONTROL_SIZE = _control_size("struct v4l2_ctrl_av1_film_grain")

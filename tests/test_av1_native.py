@@ -1,0 +1,309 @@
+"""The AV1 client's header work in C (daedalus_v4l2/native/, codecs/av1_native.py)
+against the Python readers and control builders, the oracle: every field of
+every sequence and frame header, the reference slots after every frame, and
+the frame and film grain controls byte for byte, on real streams from three
+encoders and on corrupted ones."""
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daedalus_v4l2 import _native, container
+from daedalus_v4l2.codecs import av1, av1_controls, av1_native, av1_obu, av1_syntax
+from daedalus_v4l2.codecs.bitreader import BitReader
+from daedalus_v4l2.errors import BitstreamError
+
+from .test_av1_decode import CLI_CLIPS, cli_clip
+from .test_av1_parser import CLIPS
+
+
+@pytest.fixture(scope="module")
+def native():
+    return types.SimpleNamespace(ffi=_native.ffi, lib=_native.lib)
+
+
+@pytest.fixture(scope="module")
+def clips(clip, clip_dir):
+    """SVT-AV1 (tiles, film grain, 10-bit, hidden frames), rav1e and libaom."""
+    out = {name: clip(name[name.rindex("."):], codec="av1", **params)
+           for name, params in CLIPS.items()}
+    out.update((name, cli_clip(clip_dir, name)) for name in CLI_CLIPS)
+    return out
+
+
+def frames_in(name: str) -> int:
+    return CLIPS[name]["frames"] if name in CLIPS else CLI_CLIPS[name][2]
+
+
+# --------------------------------------------------------------------------- field maps
+
+def _flat(value):
+    if isinstance(value, list):
+        return [_flat(v) for v in value]
+    return int(value)
+
+
+def python_sequence(seq: av1_syntax.SequenceHeader) -> dict:
+    out = {k: _flat(v) for k, v in dataclasses.asdict(seq).items() if k != "operating_points"}
+    out["operating_points"] = [{k: int(v) for k, v in dataclasses.asdict(op).items()}
+                               for op in seq.operating_points]
+    return out
+
+
+def c_sequence(ffi, seq) -> dict:
+    out = {name: getattr(seq, name) for name, _ in ffi.typeof("dv_av1_sequence").fields
+           if name not in ("operating_points", "operating_points_cnt")}
+    out["operating_points"] = [{k: getattr(seq.operating_points[i], k) for k in
+                                ("idc", "seq_level_idx", "seq_tier", "decoder_model_present",
+                                 "initial_display_delay_present")}
+                               for i in range(seq.operating_points_cnt)]
+    return out
+
+
+_GRAIN_LISTS = {"point_y_value": "num_y_points", "point_y_scaling": "num_y_points",
+                "point_cb_value": "num_cb_points", "point_cb_scaling": "num_cb_points",
+                "point_cr_value": "num_cr_points", "point_cr_scaling": "num_cr_points",
+                "ar_coeffs_y_plus_128": "num_ar_coeffs_y",
+                "ar_coeffs_cb_plus_128": "num_ar_coeffs_cb",
+                "ar_coeffs_cr_plus_128": "num_ar_coeffs_cr"}
+
+
+def python_grain(fg: av1_syntax.FilmGrain) -> dict:
+    return {k: _flat(v) for k, v in dataclasses.asdict(fg).items()}
+
+
+def c_grain(fg) -> dict:
+    out = {}
+    for name in python_grain(av1_syntax.FilmGrain()):
+        if name in _GRAIN_LISTS:
+            out[name] = list(getattr(fg, name))[:getattr(fg, _GRAIN_LISTS[name])]
+        else:
+            out[name] = getattr(fg, name)
+    return out
+
+
+# FrameHeader's nested dataclasses, by the prefix their fields have in C
+_NESTED = {"quantization": "", "segmentation": "seg_", "loop_filter": "lf_", "cdef": "cdef_",
+           "loop_restoration": ""}
+_RENAMED = {"seg_seg_id_pre_skip": "seg_id_pre_skip", "seg_last_active_seg_id": "last_active_seg_id",
+            "lf_delta_enabled": "lf_delta_enabled", "lf_level": "lf_level"}
+
+
+def python_frame(h: av1_syntax.FrameHeader) -> dict:
+    out = {}
+    for f in dataclasses.fields(h):
+        value = getattr(h, f.name)
+        if f.name in _NESTED:
+            for k, v in dataclasses.asdict(value).items():
+                name = _NESTED[f.name] + k
+                out[_RENAMED.get(name, name)] = _flat(v)
+        elif f.name == "tile_info":
+            info = value
+            out.update(tile_uniform=int(info.uniform), tile_cols=info.tile_cols,
+                       tile_rows=info.tile_rows, tile_cols_log2=info.tile_cols_log2,
+                       tile_rows_log2=info.tile_rows_log2, mi_col_starts=list(info.mi_col_starts),
+                       mi_row_starts=list(info.mi_row_starts),
+                       context_update_tile_id=info.context_update_tile_id,
+                       tile_size_bytes=info.tile_size_bytes, sb_shift=info.sb_shift)
+        elif f.name == "film_grain":
+            out["film_grain"] = python_grain(value)
+        else:
+            out[f.name] = _flat(value)
+    return out
+
+
+def c_fields(ffi, struct, like: dict) -> dict:
+    """The fields of a C frame header or slot that ``like`` (the Python one's) names."""
+    out = {}
+    for name in like:
+        if name == "film_grain":
+            out[name] = c_grain(struct.film_grain)
+        elif name in ("mi_col_starts", "mi_row_starts"):
+            # only tile_info() fills them (Python's are empty before it)
+            count = (struct.tile_cols if name == "mi_col_starts" else struct.tile_rows) + 1
+            out[name] = list(getattr(struct, name))[:count] if like[name] else []
+        else:
+            value = getattr(struct, name)
+            if isinstance(value, ffi.CData):
+                value = [list(row) if isinstance(row, ffi.CData) else row for row in value]
+            out[name] = value
+    return out
+
+
+def python_slot(slot: av1_syntax.RefSlot) -> dict:
+    out = {f.name: _flat(getattr(slot, f.name)) for f in dataclasses.fields(slot)
+           if f.name != "film_grain"}
+    out["film_grain"] = python_grain(slot.film_grain)
+    return out
+
+
+# --------------------------------------------------------------------------- the two readers side by side
+
+class Pair:
+    """Both readers over one stream, compared after every header."""
+
+    def __init__(self, native) -> None:
+        self.ffi, self.lib = native.ffi, native.lib
+        self.err = self.ffi.new("char[256]")
+        self.c_seq = self.ffi.new("dv_av1_sequence *")
+        self.c_slots = self.ffi.new("dv_av1_slot[8]")
+        self.c_header = self.ffi.new("dv_av1_frame_header *")
+        self.state = av1._ParserState()
+        self.frames = 0
+
+    def sequence(self, payload: bytes) -> None:
+        try:
+            py = av1_syntax.parse_sequence_header(payload)
+        except BitstreamError:
+            py = None
+        rc = self.lib.dv_av1_parse_sequence(payload, len(payload), self.c_seq, self.err, 256)
+        assert (rc == 0) == (py is not None), self.ffi.string(self.err)
+        if py is not None:
+            assert c_sequence(self.ffi, self.c_seq) == python_sequence(py)
+            self.state.sequence = py
+
+    def frame_header(self, payload: bytes, obu) -> av1_syntax.FrameHeader | None:
+        if self.state.sequence is None:
+            return None
+        try:
+            py = av1_syntax.FrameHeaderReader(BitReader(payload), self.state.sequence,
+                                              self.state.slots, obu.temporal_id,
+                                              obu.spatial_id).read()
+        except (BitstreamError, IndexError, ValueError, ZeroDivisionError):
+            py = None
+        rc = self.lib.dv_av1_parse_frame_header(payload, len(payload), self.c_seq, self.c_slots,
+                                                obu.temporal_id, obu.spatial_id, self.c_header,
+                                                self.err, 256)
+        assert (rc == 0) == (py is not None), (py, self.ffi.string(self.err))
+        if py is None:
+            return None
+        expected = python_frame(py)
+        got = c_fields(self.ffi, self.c_header, expected)
+        assert got == expected, {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+        av1._update_references(self.state, py)
+        self.lib.dv_av1_update_slots(self.c_slots, self.c_header)
+        for py_slot, i in zip(self.state.slots, range(8)):
+            want = python_slot(py_slot)
+            assert c_fields(self.ffi, self.c_slots[i], want) == want, f"slot {i}"
+        self.frames += 1
+        return py
+
+    def temporal_unit(self, data: bytes) -> None:
+        pending = False
+        for obu in av1_obu.split_obus(data):
+            payload = data[obu.payload_start:obu.end]
+            if obu.type == av1_obu.OBU_SEQUENCE_HEADER:
+                self.sequence(payload)
+            elif obu.type == av1_obu.OBU_FRAME_HEADER and not pending:
+                header = self.frame_header(payload, obu)
+                pending = header is not None and not header.show_existing_frame
+            elif obu.type == av1_obu.OBU_FRAME:
+                self.frame_header(payload, obu)
+            elif obu.type == av1_obu.OBU_TILE_GROUP:
+                pending = False
+
+
+def test_every_header_of_real_streams_matches_the_python_reader(native, clips):
+    for name, path in clips.items():
+        pair = Pair(native)
+        for packet in container.packets(path):
+            pair.temporal_unit(bytes(packet))
+        assert pair.frames >= frames_in(name), name
+
+
+def test_controls_match_the_python_builders_byte_for_byte(clips):
+    """The client's two parsers side by side: the same units, tiles and OBUs,
+    and the same frame and film grain controls for every frame."""
+    references = [1000 * (i + 1) for i in range(8)]
+    grain_seen = 0
+    for name, path in clips.items():
+        python, native = av1.Av1Parser(), av1.Av1Parser(native=True)
+        decoded = 0
+        for packet in container.packets(path):
+            want, got = python.temporal_unit(packet), native.temporal_unit(packet)
+            assert [(u.data, u.tiles, u.temporal_id) for u in got] == \
+                [(u.data, u.tiles, u.temporal_id) for u in want]
+            for ours, theirs in zip(got, want):
+                assert ours.sequence is theirs.sequence or ours.sequence == theirs.sequence
+                if theirs.header.show_existing_frame:
+                    assert ours.header.show_existing_frame
+                    continue
+                decoded += 1
+                assert av1_native.frame_control(ours.header, references) == \
+                    av1_controls.frame_control(theirs.header, references), name
+                assert av1_native.film_grain_control(ours.header) == \
+                    av1_controls.film_grain_control(theirs.header), name
+                grain_seen += theirs.header.film_grain.apply_grain
+        assert decoded >= frames_in(name) // 2, name
+    assert grain_seen, "no clip applied film grain: the grain control went unchecked"
+
+
+def test_a_show_existing_frame_has_no_frame_control(clips):
+    native = av1.Av1Parser(native=True)
+    for packet in container.packets(clips["random-access-352x288.ivf"]):
+        for unit in native.temporal_unit(packet):
+            if unit.header.show_existing_frame:
+                with pytest.raises(ValueError, match="show_existing_frame"):
+                    av1_native.frame_control(unit.header, [0] * 8)
+                return
+    pytest.fail("the random-access clip has no show-existing frame")
+
+
+def test_a_bad_temporal_unit_leaves_the_native_state_alone(clips):
+    """As the Python parser (test_av1_parser): a unit that fails parses as if it
+    never came, so the next good one reads against the same slots."""
+    packets = [bytes(p) for p in container.packets(clips["random-access-352x288.ivf"])]
+    clean, damaged = av1.Av1Parser(native=True), av1.Av1Parser(native=True)
+    for packet in packets[:3]:
+        clean.temporal_unit(packet)
+        damaged.temporal_unit(packet)
+    with pytest.raises(BitstreamError):
+        damaged.temporal_unit(packets[3][:len(packets[3]) // 2])
+    for packet in packets[3:]:
+        want = clean.temporal_unit(packet)
+        got = damaged.temporal_unit(packet)
+        assert [av1_native.frame_control(u.header, [0] * 8) for u in got
+                if not u.header.show_existing_frame] == \
+            [av1_native.frame_control(u.header, [0] * 8) for u in want
+             if not u.header.show_existing_frame]
+
+
+@pytest.fixture(scope="module")
+def real_packets(clips):
+    return [bytes(p) for path in clips.values() for p in container.packets(path)]
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_corrupted_headers_fail_or_match_alike(native, real_packets, data):
+    """A flipped byte in a header: both readers refuse it, or both read the same fields."""
+    pair = Pair(native)
+    first = real_packets[0]
+    pair.temporal_unit(first)
+    packet = bytearray(data.draw(st.sampled_from(real_packets)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, min(len(packet), 64) - 1))
+        packet[pos] = data.draw(st.integers(0, 255))
+    try:
+        obus = list(av1_obu.split_obus(bytes(packet)))
+    except BitstreamError:
+        return
+    data_bytes = bytes(packet)
+    for obu in obus:
+        payload = data_bytes[obu.payload_start:obu.end]
+        if obu.type == av1_obu.OBU_SEQUENCE_HEADER:
+            pair.sequence(payload)
+        elif obu.type in (av1_obu.OBU_FRAME_HEADER, av1_obu.OBU_FRAME):
+            pair.frame_header(payload, obu)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=64))
+def test_random_bytes_never_crash_and_fail_alike(native, payload):
+    pair = Pair(native)
+    pair.sequence(payload)
