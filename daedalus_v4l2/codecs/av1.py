@@ -195,7 +195,7 @@ class _TemporalUnitReader:
     def _read_header(self, payload: bytes, obu: Obu):
         """The frame header at the start of ``payload``, and the byte after it
         (byte_alignment() included)."""
-        sequence = self._sequence()
+        sequence = self._sequence()  # refuses a frame before any sequence header
         if self.state.native is not None:
             header = self.state.native.read_frame_header(payload, obu.temporal_id,
                                                          obu.spatial_id)

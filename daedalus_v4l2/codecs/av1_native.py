@@ -17,6 +17,7 @@ the names of :class:`~daedalus_v4l2.codecs.av1_syntax.FrameHeader`'s, flattened
 from __future__ import annotations
 
 from ..errors import BitstreamError
+from ..v4l2.uapi import ffi as uapi_ffi  # the controls' layouts, as the rest of the client uses
 
 try:
     from .._native import ffi, lib
@@ -28,22 +29,26 @@ if not hasattr(lib, "dv_av1_parse_frame_header"):  # pragma: no cover - a stale 
                       "reinstall the package (pip install .)")
 
 _ERROR_BYTES = 256
+FRAME_CONTROL_SIZE = uapi_ffi.sizeof("struct v4l2_ctrl_av1_frame")
+FILM_GRAIN_CONTROL_SIZE = uapi_ffi.sizeof("struct v4l2_ctrl_av1_film_grain")
 
 
 class NativeState:
     """The sequence header and the eight reference slots, in C, for one stream."""
 
-    def __init__(self, sequence=None, slots=None) -> None:
+    def __init__(self, copy_of: NativeState | None = None) -> None:
         self.sequence = ffi.new("dv_av1_sequence *")
         self.slots = ffi.new("dv_av1_slot[8]")
-        if sequence is not None:
-            ffi.memmove(self.sequence, sequence, ffi.sizeof("dv_av1_sequence"))
-            ffi.memmove(self.slots, slots, ffi.sizeof(self.slots))
-        self._error = ffi.new(f"char[{_ERROR_BYTES}]")
+        if copy_of is None:
+            self._error = ffi.new(f"char[{_ERROR_BYTES}]")
+            return
+        ffi.memmove(self.sequence, copy_of.sequence, ffi.sizeof("dv_av1_sequence"))
+        ffi.memmove(self.slots, copy_of.slots, ffi.sizeof(self.slots))
+        self._error = copy_of._error  # scratch for a message, read right after the call
 
     def copy(self) -> NativeState:
         """What a temporal unit reads into, so that a bad one leaves this untouched."""
-        return NativeState(self.sequence, self.slots)
+        return NativeState(self)
 
     def read_sequence(self, payload: bytes) -> None:
         if lib.dv_av1_parse_sequence(payload, len(payload), self.sequence,
@@ -86,16 +91,3 @@ def film_grain_control(header) -> bytes:
     if lib.dv_av1_film_grain_control(header, ffi.from_buffer(out), FILM_GRAIN_CONTROL_SIZE):
         raise RuntimeError("struct v4l2_ctrl_av1_film_grain: the C and cffi sizes differ")
     return bytes(out)
-
-
-def frame_is_intra(header) -> bool:
-    return header.frame_type in (0, 2)  # KEY_FRAME, INTRA_ONLY_FRAME
-
-
-def _control_size(ctype: str) -> int:
-    from ..v4l2.uapi import ffi as uapi_ffi  # the controls' layouts, as the rest of the client
-    return uapi_ffi.sizeof(ctype)
-
-
-FRAME_CONTROL_SIZE = _control_size("struct v4l2_ctrl_av1_frame")
-FILM_GRAIN_CONTROL_SIZE = _control_size("struct v4l2_ctrl_av1_film_grain")
