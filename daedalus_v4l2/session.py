@@ -94,7 +94,6 @@ class DecoderSession:
     def decode(self, req: proto.DecodeRequest, map_capture: MapCapture) -> list[proto.FrameResponse]:
         """Responses for this request and for any parked request whose picture came out."""
         try:
-            check_declared_size(self.codec_name, req)
             packets = self._packets(req)
         except ValueError as exc:  # BitstreamError, UnsupportedError, a control that does not convert
             log.warning("stream %d cookie %d: %s", req.stream_id, req.cookie, exc)
@@ -306,7 +305,7 @@ class Vp9Session(DecoderSession):
         data = bytes(req.bitstream)
         header = self.parser.parse(data)
         if not header.show_existing_frame:
-            _check_size("VP9 frame header", header.width, header.height, req)
+            check_size("VP9 frame header", header.width, header.height, req)
         if header.refresh_frame_flags and not header.show_existing_frame:
             self._noop = vp9_show_existing_frame(header.profile,
                                                  first_slot(header.refresh_frame_flags))
@@ -339,28 +338,15 @@ def _align16(n: int) -> int:
     return (n + 15) & ~15
 
 
-def _check_size(what: str, width: int, height: int, req: proto.DecodeRequest) -> None:
-    """A picture larger than the stream's OUTPUT format cannot fit its CAPTURE
+def check_size(what: str, width: int, height: int, req: proto.DecodeRequest) -> None:
+    """Each session's ``_packets`` checks the size its request declares (VP9 in the
+    bitstream, H.264 in its SPS control, AV1 in its frame control), before anything
+    else.  A picture larger than the stream's OUTPUT format cannot fit its CAPTURE
     buffer; refusing it before libavcodec sees it also keeps a damaged header
     (16000x16000 in a 64x48 stream) from costing seconds and half a GiB."""
     if width > _align16(req.coded_width) or height > _align16(req.coded_height):
         raise UnsupportedError(f"{what} says {width}x{height}, larger than the stream's "
                                f"{req.coded_width}x{req.coded_height} (the OUTPUT format)")
-
-
-def check_declared_size(codec_name: str, req: proto.DecodeRequest) -> None:
-    """The picture size the request's controls declare, against the OUTPUT format
-    (VP9 declares it in the bitstream: Vp9Session checks its header)."""
-    from .v4l2 import uapi
-    if codec_name == "h264" and uapi.V4L2_CID_STATELESS_H264_SPS in req.controls:
-        from .codecs.h264_controls import sps_from_control
-        sps = sps_from_control(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
-        _check_size("the H.264 SPS control", 16 * sps.width_mbs, 16 * sps.height_mbs, req)
-    elif codec_name == "av1" and uapi.V4L2_CID_STATELESS_AV1_FRAME in req.controls:
-        from .codecs.av1_controls import frame_from_control
-        frame = frame_from_control(req.controls[uapi.V4L2_CID_STATELESS_AV1_FRAME])
-        _check_size("the AV1 frame control", max(frame.frame_width_minus_1 + 1, frame.upscaled_width),
-                    frame.frame_height_minus_1 + 1, req)
 
 
 def _av1_session(stream_id: int, **kwargs) -> DecoderSession:

@@ -38,7 +38,7 @@ from . import dispatch, proto
 from .codecs import av1_controls
 from .codecs.av1_syntax import KEY_FRAME, NUM_REF_FRAMES
 from .errors import UnsupportedError
-from .session import NOOP_PTS, DecoderSession, first_slot
+from .session import NOOP_PTS, DecoderSession, check_size, first_slot
 from .v4l2 import uapi
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class _HiddenKeyFramePacket(bytes):
 class Av1Session(DecoderSession):
     """AV1: the OUTPUT buffer holds one frame's OBUs; the sequence header is a control."""
 
-    codec_name = "av1"  # what session.check_declared_size knows it by; it decodes on libdav1d
+    codec_name = "av1"  # decodes on libdav1d (below), not through dispatch
 
     def __init__(self, stream_id: int, **kwargs) -> None:
         super().__init__(stream_id, **kwargs)
@@ -70,6 +70,8 @@ class Av1Session(DecoderSession):
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         sequence = _control(req, uapi.V4L2_CID_STATELESS_AV1_SEQUENCE)
         frame = av1_controls.frame_from_control(_control(req, uapi.V4L2_CID_STATELESS_AV1_FRAME))
+        check_size("the AV1 frame control", max(frame.frame_width_minus_1 + 1, frame.upscaled_width),
+                   frame.frame_height_minus_1 + 1, req)
         data = bytes(req.bitstream)
         if not data:
             raise UnsupportedError("empty AV1 frame")

@@ -41,7 +41,7 @@ from .codecs import h264
 from .codecs.h264_controls import pps_from_control, scaling_matrix_from_control, sps_from_control
 from .codecs.h264_rebuild import end_of_sequence, rebuild_pps, rebuild_sps
 from .errors import BitstreamError, UnsupportedError
-from .session import DecoderSession, MapCapture, Pending, error_response
+from .session import DecoderSession, MapCapture, Pending, check_size, error_response
 from .v4l2 import uapi
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,9 @@ class H264Session(DecoderSession):
         return END_OF_SEQUENCE
 
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
+        if uapi.V4L2_CID_STATELESS_H264_SPS in req.controls:
+            sps = sps_from_control(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
+            check_size("the H.264 SPS control", 16 * sps.width_mbs, 16 * sps.height_mbs, req)
         slices = self._held_slices + self._slices(req)
         self._held_slices, self._held_request = [], None
         return [self._parameter_set_nals(req) + h264.annexb(slices), END_OF_SEQUENCE]

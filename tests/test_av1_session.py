@@ -113,6 +113,22 @@ def test_a_hidden_frame_that_refreshes_no_slot_is_an_error(jobs):
     assert response.is_error and "refreshes no reference slot" in response.reason
 
 
+def test_a_frame_control_larger_than_the_format_is_refused(jobs):
+    """A frame control claiming 16384x16384 in a 176x144 stream: an error with the
+    sizes, before libdav1d sees the frame, and the stream goes on."""
+    session, captures = Av1Session(1), Captures()
+    controls = dict(jobs[0].controls)
+    frame = bytearray(controls[uapi.V4L2_CID_STATELESS_AV1_FRAME])
+    c = uapi.ffi.cast("struct v4l2_ctrl_av1_frame *", uapi.ffi.from_buffer(frame))
+    c.frame_width_minus_1 = c.frame_height_minus_1 = c.upscaled_width = 16383
+    controls[uapi.V4L2_CID_STATELESS_AV1_FRAME] = bytes(frame)
+    (bad,) = session.decode(captures.request(1, jobs[0], controls=controls), captures.map)
+    assert bad.is_error and bad.flags & proto.FRAME_SRC_CONSUMED
+    assert "the AV1 frame control says 16384x16384, larger than the stream's 176x144" in bad.reason
+    (good,) = session.decode(captures.request(2, jobs[0]), captures.map)
+    assert not good.is_error and good.flags & proto.FRAME_HAS_PIXELS
+
+
 def test_garbage_is_an_error_and_the_stream_goes_on(jobs):
     session, captures = Av1Session(1), Captures()
     (bad,) = session.decode(captures.request(1, jobs[0], bitstream=b"\x32\x05" + b"\xff" * 5),
