@@ -223,13 +223,16 @@ def infer_sequence(seq: SequenceHeader, data: bytes, frame_ctrl: bytes,
 
 
 def _read_alone(seq: SequenceHeader, data: bytes) -> tuple[tuple | None, bytes]:
-    """(fingerprint, tile entries) of ``data`` read as the first frame after ``seq``."""
+    """(fingerprint, tile entries) of ``data`` read as the first frame after ``seq``,
+    by the C reader: the daemon reads a 1080p key frame this way for each of the
+    choices before it decodes the sequence's first frame (2.5 ms in Python)."""
+    from daedalus_v4l2.codecs import av1_native
     from daedalus_v4l2.codecs.av1 import Av1Parser  # av1 imports this module's siblings
     try:
-        units = Av1Parser().temporal_unit(write_sequence_header_obu(seq) + data)
+        units = Av1Parser(native=True).temporal_unit(write_sequence_header_obu(seq) + data)
         if len(units) != 1 or units[0].header.show_existing_frame:
             return None, b""
-        control = frame_control(units[0].header, [0] * 8)
+        control = av1_native.frame_control(units[0].header, [0] * 8)
         return _fingerprint(frame_from_control(control)), tile_group_entries(units[0].tiles)
     except (BitstreamError, ValueError):
         return None, b""
