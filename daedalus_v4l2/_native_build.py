@@ -84,6 +84,9 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
                         size_t cw, size_t rows, unsigned shift, dv_fnv_state *st);
 int dv_simd(void);
 int dv_set_simd(int level);
+
+void *dv_zeroed(size_t size);
+void free(void *ptr);
 """ + (NATIVE / "av1_headers.h").read_text() + r"""
 int dv_av1_frame_control(const dv_av1_frame_header *h, const uint64_t *reference_ts,
                          unsigned char *out, size_t len);
@@ -93,6 +96,7 @@ int dv_av1_film_grain_control(const dv_av1_frame_header *h, unsigned char *out, 
 C_SOURCE = r"""
 #include <stdint.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -143,6 +147,14 @@ static int simd_level(void)
 int dv_simd(void)
 {
     return simd_level();
+}
+
+/* Zeroed memory from the C heap, for the simulated kernel's buffers: calloc leaves
+ * fresh pages to the OS to zero when first touched and clears reused ones (glibc),
+ * and free gives them back to the heap for the next buffer (see backends/sim/vb2.py). */
+void *dv_zeroed(size_t size)
+{
+    return calloc(1, size ? size : 1);
 }
 
 /* Use at most `level` (-1: the best the CPU has); returns the level in use. */

@@ -8,8 +8,8 @@ at the faulty call, so a bookkeeping bug shows up where it is made.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
-import mmap
 from dataclasses import dataclass, field
 
 from ...errors import InvariantError
@@ -60,7 +60,7 @@ class Vb2Buffer:
     index: int
     length: int
     mem_offset: int
-    mem: mmap.mmap | bytearray = field(repr=False, default=None)
+    mem: object = field(repr=False, default=None)   # a writable buffer (zeroed_memory)
     state: BufState = BufState.DEQUEUED
     list: "BufList | None" = field(default=None, repr=False)
     serial: int = field(default_factory=lambda: next(_serial))
@@ -91,11 +91,24 @@ class Vb2Buffer:
         self.state = new
 
 
-def zeroed_memory(length: int) -> mmap.mmap | bytearray:
-    """A buffer's memory, zero as vb2-vmalloc's: anonymous pages the OS zeroes when
-    first touched, so REQBUFS costs nothing up front (a bytearray writes every byte:
-    16 1080p buffers took 33 ms, a third of a one-picture decode's setup)."""
-    return mmap.mmap(-1, length) if length else bytearray()
+def zeroed_memory(length: int):
+    """A buffer's memory, zero as vb2-vmalloc's, from the C heap (calloc): pages
+    never used before are zeroed by the OS when first touched, so REQBUFS costs
+    nothing up front for memory no picture writes; reused ones are cleared.  A
+    buffer's memory goes back to the heap once nothing views it, and the next
+    context's buffers find it mapped (``heap.keep_freed_memory``).  An mmap of
+    each buffer's own faulted every 4 KiB of every buffer of every context: 2 ms
+    a 1080p buffer on the EPYC VM and 0.5 ms more to unmap it, some 30 ms of a
+    150-picture decode (a bytearray clears every byte up front: 16 1080p
+    buffers took 33 ms in a fresh process)."""
+    from ..._native import ffi
+    return ffi.buffer(_heap_allocator()("uint8_t[]", length)) if length else bytearray()
+
+
+@functools.cache
+def _heap_allocator():
+    from ..._native import ffi, lib
+    return ffi.new_allocator(lib.dv_zeroed, lib.free, should_clear_after_alloc=False)
 
 
 def _hint(old: BufState, new: BufState) -> str:
