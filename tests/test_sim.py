@@ -152,6 +152,21 @@ def test_output_capabilities():
     sys.close(fd)
 
 
+
+def test_buffers_are_zero_when_allocated_even_in_memory_another_context_wrote():
+    """vb2-vmalloc's memory is zeroed: a new context never sees what a closed one
+    left in its buffers.  The sim's buffers come from the C heap and reuse the
+    memory of freed ones (vb2.zeroed_memory), so this is calloc's clearing at work."""
+    kernel = SimKernel(seed=1)
+    for _ in range(4):
+        client = SimClient(kernel, n_output=4, n_capture=8)
+        maps = client.out_maps + client.cap_maps
+        for m in maps:
+            assert bytes(m).count(0) == len(m), "a new buffer holds another's bytes"
+            m[:] = b"\xab" * len(m)
+        client.close()
+        del client, maps, m   # nothing views the buffers: their memory goes back to the heap
+
 # ------------------------------------------------------------------ decoding
 
 def test_one_frame_round_trip_and_timestamps_copied():
