@@ -72,7 +72,7 @@ def measure(codec: str, frames: int, rounds: int, size: tuple[int, int] = (bench
     for r in range(rounds):
         for name in (("bare", "daemon") if r % 2 == 0 else ("daemon", "bare")):
             if name == "bare":
-                n, seconds = bench.bare_decode(clip, "SLICE")
+                n, seconds, _ = bench.bare_decode(clip, "SLICE")
                 bare.append(n / seconds)
             else:
                 n, seconds = replay(messages, options)

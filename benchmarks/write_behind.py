@@ -27,7 +27,7 @@ WAYS = ("bare", "in place", "behind")
 
 def _fps(clip: bench.Clip, way: str) -> float:
     if way == "bare":
-        n, seconds = bench.bare_decode(clip, "SLICE")
+        n, seconds, _ = bench.bare_decode(clip, "SLICE")
     else:
         n, seconds, stats = bench.sim_decode(clip, write_behind=way == "behind")
         if stats["errors"] or stats["kernel_errors"] or n != clip.frames:

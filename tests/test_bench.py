@@ -95,11 +95,11 @@ def test_sim_over_bare_pairs_each_round_and_chooses_its_settings_on_the_other_ro
         if limit is not None:                                   # the warm-up
             return limit, 1.0, {}
         calls.append(("sim", threads))
-        return 10, next(sim_runs[threads]), {"errors": 0, "parked_max": 0}
+        return 10, next(sim_runs[threads]), {"errors": 0, "parked_max": 0, "cpu_seconds": 0.5}
 
     def bare_decode(clip, thread_type, loops=1):
         calls.append(("bare", thread_type))
-        return 10, next(bare_runs[thread_type])
+        return 10, next(bare_runs[thread_type]), 0.25
 
     path = tmp_path / "clip.ivf"
     path.write_bytes(b"IVF")
@@ -180,6 +180,39 @@ def test_bare_hands_out_the_tight_picture_copying_only_padded_rows(width):
     assert isinstance(picture, list) == ref_rows_tight
     got = b"".join(bytes(p) for p in picture) if isinstance(picture, list) else bytes(picture)
     assert got == bytes(tight)
+
+
+def test_the_clocks_run_only_while_pictures_are_decoded(monkeypatch, tmp_path):
+    """Neither path's setup counts as decoding: PyAV's probe of the file when it is
+    opened (bare) and opening the device (sim) are made to take 0.5 s here, and a
+    run of 8 small pictures must still come out under that."""
+    import contextlib
+    import time
+
+    import av
+
+    from daedalus_v4l2 import backends_runtime
+
+    clip = bench.load_clip("vp9", 8, 176, 144, tmp_path)
+    slow_open, slow_decoder = av.open, backends_runtime.open_decoder
+
+    def open_after_a_while(*args, **kwargs):
+        time.sleep(0.5)
+        return slow_open(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def decoder_after_a_while(*args, **kwargs):
+        time.sleep(0.5)
+        with slow_decoder(*args, **kwargs) as opened:
+            yield opened
+        time.sleep(0.5)
+
+    monkeypatch.setattr(av, "open", open_after_a_while)
+    monkeypatch.setattr(backends_runtime, "open_decoder", decoder_after_a_while)
+    n, seconds, cpu_seconds = bench.bare_decode(clip, "SLICE")
+    assert n == 8 and 0 < seconds < 0.5 and cpu_seconds > 0
+    n, seconds, stats = bench.sim_decode(clip)
+    assert n == 8 and 0 < seconds < 0.5 and stats["cpu_seconds"] > 0
 
 
 def _tiny_benchmark_lines(name: str, marker: str) -> list[str]:
