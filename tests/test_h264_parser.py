@@ -98,6 +98,28 @@ def test_escape_then_unescape_is_identity_and_leaves_no_start_code(data):
     assert h264.unescape(escaped).data == (data if not data.endswith(b"\x00\x00") else data)
 
 
+def _unescape_byte_by_byte(payload: bytes) -> tuple[bytes, list[int]]:
+    """7.4.1 as the spec reads: after two zero bytes, a 0x03 is dropped."""
+    out, escapes, zeros = bytearray(), [], 0
+    for byte in payload:
+        if zeros >= 2 and byte == 3:
+            escapes.append(len(out))
+            zeros = 0
+            continue
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out), escapes
+
+
+@given(st.lists(st.sampled_from([b"\x00", b"\x03", b"\x00\x00\x03", b"\x01", b"\xff"]),
+                max_size=60).map(b"".join))
+def test_unescape_drops_what_the_spec_drops_and_says_where(payload):
+    """Runs of zeros and 0x03 of every kind (00 00 03 03, 00 00 00 03, 00 00 03 00 00 03):
+    the same bytes and escape offsets as the spec's byte-by-byte reading."""
+    rbsp = h264.unescape(payload)
+    assert (rbsp.data, rbsp.escapes) == _unescape_byte_by_byte(payload)
+
+
 # ---------------------------------------------------------------- parsing x264's output
 
 def test_x264_parameter_sets_parse(streams):
