@@ -225,9 +225,9 @@ class DecodeClock:
     while pictures are being decoded: started once the path's stack is open
     (bare: the file opened and probed; sim: the device opened) and stopped when
     the last picture is out.  Opening a file, PyAV probes it, decoding pictures
-    of its own: 20-40 ms at 1080p, a tenth of a 150-picture AV1 decode on the
-    EPYC VM, which only the bare path used to pay (the sim path's packets are
-    demuxed once, in ``load_clip``)."""
+    of its own: 21-42 ms for these 1080p clips on the EPYC VM, 4-7 % of a
+    150-picture bare decode, which only the bare path's clock used to count (the
+    sim path's packets are demuxed once, in ``load_clip``)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
