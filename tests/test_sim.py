@@ -167,6 +167,7 @@ def test_buffers_are_zero_when_allocated_even_in_memory_another_context_wrote():
         client.close()
         del client, maps, m   # nothing views the buffers: their memory goes back to the heap
 
+
 # ------------------------------------------------------------------ decoding
 
 def test_one_frame_round_trip_and_timestamps_copied():
