@@ -25,9 +25,11 @@ It also holds the AV1 client's per-frame header work (``native/``): the
 sequence and frame headers read in C, the reference slots kept in C, and the
 V4L2 AV1 frame and film grain controls filled from them
 (:mod:`daedalus_v4l2.codecs.av1_native`; the Python reader stays the oracle
-the tests hold it to).  Those files see the uAPI structs as cffi declares them
-(``v4l2/uapi_cdef.py``) and the ``V4L2_AV1_*`` values of
-``codecs/av1_controls.py``: one definition of each, read here by path.
+the tests hold it to), and the H.264 client's: slice headers read from the
+escaped NAL units as they are, and Annex B start codes found with ``memchr``
+(:mod:`daedalus_v4l2.codecs.h264_native`).  The AV1 files see the uAPI
+structs as cffi declares them (``v4l2/uapi_cdef.py``) and the ``V4L2_AV1_*``
+values of ``codecs/av1_controls.py``: one definition of each, read here by path.
 """
 import re
 import runpy
@@ -87,7 +89,7 @@ int dv_set_simd(int level);
 
 void *dv_zeroed(size_t size);
 void free(void *ptr);
-""" + (NATIVE / "av1_headers.h").read_text() + r"""
+""" + (NATIVE / "av1_headers.h").read_text() + (NATIVE / "h264_headers.h").read_text() + r"""
 int dv_av1_frame_control(const dv_av1_frame_header *h, const uint64_t *reference_ts,
                          unsigned char *out, size_t len);
 int dv_av1_film_grain_control(const dv_av1_frame_header *h, unsigned char *out, size_t len);
@@ -500,7 +502,8 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
 
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
-ffibuilder.set_source("daedalus_v4l2._native", C_SOURCE + _av1_source(),
+ffibuilder.set_source("daedalus_v4l2._native",
+                      C_SOURCE + _av1_source() + (NATIVE / "h264_headers.c").read_text(),
                       include_dirs=[str(NATIVE)], extra_compile_args=["-O3"])
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import logging
 import struct
 
 from . import proto
-from .codecs import h264
+from .codecs import h264, h264_native
 from .codecs.h264_controls import pps_from_control, scaling_matrix_from_control, sps_from_control
 from .codecs.h264_rebuild import end_of_sequence, rebuild_pps, rebuild_sps
 from .errors import BitstreamError, UnsupportedError
@@ -64,6 +64,7 @@ class H264Session(DecoderSession):
         self._parameter_sets: dict[tuple[int, int], bytes] = {}  # (nal type, id) -> NAL sent
         self._parameter_set_key: tuple | None = None  # the controls those NAL units came from
         self._held_slices: list[bytes] = []
+        self._sps_size: tuple[bytes | None, tuple[int, int]] = (None, (0, 0))  # control, size
         self._held_request: proto.DecodeRequest | None = None
 
     # ---- requests ----
@@ -116,18 +117,26 @@ class H264Session(DecoderSession):
 
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         if uapi.V4L2_CID_STATELESS_H264_SPS in req.controls:
-            sps = sps_from_control(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
-            check_size("the H.264 SPS control", 16 * sps.width_mbs, 16 * sps.height_mbs, req)
+            width, height = self._declared_size(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
+            check_size("the H.264 SPS control", width, height, req)
         slices = self._held_slices + self._slices(req)
         self._held_slices, self._held_request = [], None
         return [self._parameter_set_nals(req) + h264.annexb(slices), END_OF_SEQUENCE]
+
+    def _declared_size(self, sps_control: bytes) -> tuple[int, int]:
+        """The picture size an SPS control declares.  A stream's requests carry the
+        same SPS control, almost always: that one is not read again."""
+        if sps_control != self._sps_size[0]:
+            sps = sps_from_control(sps_control)
+            self._sps_size = (bytes(sps_control), (16 * sps.width_mbs, 16 * sps.height_mbs))
+        return self._sps_size[1]
 
     # ---- bitstream ----
     @staticmethod
     def _slices(req: proto.DecodeRequest) -> list[bytes]:
         data = bytes(req.bitstream)
         start_code = _menu(req.controls, uapi.V4L2_CID_STATELESS_H264_START_CODE, ANNEX_B)
-        nals = h264.split_annexb(data) if start_code == ANNEX_B else ([data] if data else [])
+        nals = h264_native.split_annexb(data) if start_code == ANNEX_B else ([data] if data else [])
         slices = [nal for nal in nals if h264.nal_header(nal).nal_unit_type in h264.VCL_NAL_TYPES]
         if not slices:
             raise BitstreamError(f"no coded slice in the {len(data)}-byte OUTPUT buffer"

@@ -163,6 +163,23 @@ def test_frame_threads_park_for_a_deep_client_and_never_stall_a_strict_one(
         assert kernel.parked_max > 0, "frame threads and a deep client should park pictures"
 
 
+@pytest.mark.parametrize("mode", ["frame-annexb", "slice-none"])
+def test_parameter_sets_sent_again_with_other_fields_are_followed(clips, tmp_path, mode):
+    """Two streams one after the other, with SPS 0 and PPS 0 in each: High with
+    JVT scaling lists, then Baseline.  The client's controls and the daemon's
+    parameter sets must follow the sets of the second (both keep the last ones
+    they built); bit-exact with ffmpeg on the same bytes."""
+    first, second = clips["8x8dct-cqm-jvt-176x144.h264"], clips["baseline-176x144.h264"]
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    width, height = 176, 144
+    expected = frame_md5s(ffmpeg_nv12(joined), width, height)
+    pictures, kernel, daemon = decode_with(joined, H264Client(*MODES[mode]))
+    assert len(pictures) == ALL["8x8dct-cqm-jvt-176x144.h264"][2] + ALL["baseline-176x144.h264"][2]
+    assert md5s_of(pictures, width, height) == expected
+    assert kernel.errors == 0 and daemon.errors == 0
+
+
 def test_the_client_uses_the_mode_the_device_is_in(clips, expected):
     """No preference: the client reads DECODE_MODE and START_CODE from the device."""
     path = clips["multislice-176x144.h264"]

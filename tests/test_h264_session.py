@@ -170,3 +170,39 @@ def test_held_slices_make_one_picture_and_a_flush_finishes_a_held_picture(clip):
     picture = bytes(memory[2][:WIDTH * HEIGHT * 3 // 2])
     assert frame_md5s(picture, WIDTH, HEIGHT) == reference[:1]
     assert any(r.cookie == 5 and r.flags & proto.FRAME_HAS_PIXELS for r in responses)
+
+
+def test_an_sps_control_larger_than_the_format_is_refused_mid_stream(pyramid):
+    """The session reads the size an SPS control declares once for each control it
+    has not seen: after pictures with the stream's own SPS, one claiming 16384x16384
+    in a 96x64 stream is still an error with the sizes, and the stream goes on."""
+    from daedalus_v4l2 import pixels
+    client = H264Client()
+    stamps = iter(range(1000, 10**9, 1000))
+    jobs = [job for packet in container.packets(pyramid)
+            for job in client.jobs(packet, lambda: next(stamps))]
+    planes, size = pixels.capture_layout(uapi.V4L2_PIX_FMT_NV12, WIDTH, HEIGHT)
+    buffers = {}
+
+    def request(cookie, job, controls):
+        buffers[cookie] = bytearray(size)
+        return proto.DecodeRequest(
+            stream_id=1, cookie=cookie, timestamp=job.timestamp, codec=proto.CODEC_H264,
+            coded_width=WIDTH, coded_height=HEIGHT, capture_fourcc=uapi.V4L2_PIX_FMT_NV12,
+            capture_index=0, capture_size=size, output_index=0, planes=planes,
+            controls=controls, bitstream=job.data)
+
+    session = H264Session(1)
+    big = bytearray(jobs[1].controls[uapi.V4L2_CID_STATELESS_H264_SPS])
+    sps = uapi.ffi.cast("struct v4l2_ctrl_h264_sps *", uapi.ffi.from_buffer(big))
+    sps.pic_width_in_mbs_minus1 = sps.pic_height_in_map_units_minus1 = 1023
+    mapped = lambda req: memoryview(buffers[req.cookie])  # noqa: E731
+    (first,) = session.decode(request(1, jobs[0], jobs[0].controls), mapped)
+    assert not first.is_error, first.reason
+    (bad,) = session.decode(request(2, jobs[1], {**jobs[1].controls,
+                                                  uapi.V4L2_CID_STATELESS_H264_SPS: bytes(big)}),
+                            mapped)
+    assert bad.is_error and bad.flags & proto.FRAME_SRC_CONSUMED
+    assert "the H.264 SPS control says 16384x16384, larger than the stream's 96x64" in bad.reason
+    (good,) = session.decode(request(3, jobs[1], jobs[1].controls), mapped)
+    assert not good.is_error and good.flags & proto.FRAME_HAS_PIXELS

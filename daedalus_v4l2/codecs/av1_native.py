@@ -18,17 +18,10 @@ from __future__ import annotations
 
 from ..errors import BitstreamError
 from ..v4l2.uapi import ffi as uapi_ffi  # the controls' layouts, as the rest of the client uses
+from . import native_lib
+from .native_lib import ERROR_BYTES
 
-try:
-    from .._native import ffi, lib
-except ImportError as exc:  # pragma: no cover - a broken install
-    raise ImportError("daedalus_v4l2._native is not built; reinstall the package "
-                      "(pip install .)") from exc
-if not hasattr(lib, "dv_av1_parse_frame_header"):  # pragma: no cover - a stale build
-    raise ImportError("daedalus_v4l2._native was built before its AV1 header code; "
-                      "reinstall the package (pip install .)")
-
-_ERROR_BYTES = 256
+ffi, lib = native_lib.load("dv_av1_parse_frame_header", "AV1 header code")
 FRAME_CONTROL_SIZE = uapi_ffi.sizeof("struct v4l2_ctrl_av1_frame")
 FILM_GRAIN_CONTROL_SIZE = uapi_ffi.sizeof("struct v4l2_ctrl_av1_film_grain")
 
@@ -40,7 +33,7 @@ class NativeState:
         self.sequence = ffi.new("dv_av1_sequence *")
         self.slots = ffi.new("dv_av1_slot[8]")
         if copy_of is None:
-            self._error = ffi.new(f"char[{_ERROR_BYTES}]")
+            self._error = native_lib.error_buffer(ffi)
             return
         ffi.memmove(self.sequence, copy_of.sequence, ffi.sizeof("dv_av1_sequence"))
         ffi.memmove(self.slots, copy_of.slots, ffi.sizeof(self.slots))
@@ -52,7 +45,7 @@ class NativeState:
 
     def read_sequence(self, payload: bytes) -> None:
         if lib.dv_av1_parse_sequence(payload, len(payload), self.sequence,
-                                     self._error, _ERROR_BYTES):
+                                     self._error, ERROR_BYTES):
             raise BitstreamError(self._message())
 
     def read_frame_header(self, payload: bytes, temporal_id: int = 0, spatial_id: int = 0):
@@ -61,7 +54,7 @@ class NativeState:
         header = ffi.new("dv_av1_frame_header *")
         if lib.dv_av1_parse_frame_header(payload, len(payload), self.sequence, self.slots,
                                          temporal_id, spatial_id, header,
-                                         self._error, _ERROR_BYTES):
+                                         self._error, ERROR_BYTES):
             raise BitstreamError(self._message())
         return header
 
@@ -70,7 +63,7 @@ class NativeState:
         lib.dv_av1_update_slots(self.slots, header)
 
     def _message(self) -> str:
-        return ffi.string(self._error).decode("ascii", "replace")
+        return native_lib.message(ffi, self._error)
 
 
 def frame_control(header, reference_ts) -> bytes:

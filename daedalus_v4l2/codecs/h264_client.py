@@ -1,6 +1,7 @@
 """The client side of H.264 for a V4L2 stateless decoder (``V4L2_PIX_FMT_H264_SLICE``).
 
-For every picture the client parses the slice headers, works out the
+For every picture the client reads the slice headers (in C:
+:mod:`.h264_native`, held to :mod:`.h264`'s reader by the tests), works out the
 picture order count and the reference pictures (:mod:`.h264_dpb`), and sends
 the slices with their controls: SPS, PPS, scaling matrix and decode params
 for every request; slice params and prediction weights per slice in
@@ -23,7 +24,7 @@ import errno
 import logging
 from dataclasses import dataclass, field
 
-from daedalus_v4l2.codecs import h264
+from daedalus_v4l2.codecs import h264, h264_native
 from daedalus_v4l2.codecs.h264 import Pps, SliceHeader, Sps
 from daedalus_v4l2.codecs.h264_controls import (
     decode_params_control, pps_control, pred_weights_control, scaling_matrix_control,
@@ -112,11 +113,13 @@ class H264Client(CodecClient):
     def __init__(self, decode_mode: int | None = None, start_code: int | None = None) -> None:
         self.preferred_mode, self.preferred_start_code = decode_mode, start_code
         self.decode_mode, self.start_code = FRAME_BASED, ANNEX_B
+        self.slice_headers = h264_native.SliceHeaderReader()
         self.sps_by_id: dict[int, Sps] = {}
         self.pps_by_id: dict[int, Pps] = {}
         self.poc = PocState()
         self.dpb = Dpb()
         self._in_flight_refs: dict[int, set[int]] = {}  # picture timestamp -> refs it reads
+        self._controls_of_sets: tuple[Sps, Pps, dict[int, bytes]] | None = None
         self.pictures = 0
 
     # ---- CodecClient ----
@@ -131,7 +134,7 @@ class H264Client(CodecClient):
 
     def jobs(self, packet: bytes, next_timestamp) -> list[Job]:
         jobs = []
-        for picture in self._pictures(h264.split_annexb(packet)):
+        for picture in self._pictures(h264_native.split_annexb(packet)):
             jobs += self._picture_jobs(picture, next_timestamp())
         return jobs
 
@@ -154,9 +157,9 @@ class H264Client(CodecClient):
         for nal in nals:
             kind = h264.nal_header(nal).nal_unit_type
             if kind in (h264.NAL_SPS, h264.NAL_PPS):
-                self._parameter_set(nal)
+                self.read_parameter_set(nal)
             elif kind in h264.VCL_NAL_TYPES:
-                header = h264.parse_slice_header(nal, self.sps_by_id, self.pps_by_id)
+                header = self.slice_headers.read(nal, self.sps_by_id, self.pps_by_id)
                 if header.redundant_pic_cnt:
                     continue  # redundant coded pictures are for error recovery only
                 if h264.first_slice_of_new_picture(previous, header):
@@ -167,7 +170,8 @@ class H264Client(CodecClient):
                 raise UnsupportedError("H.264 data partitioning (Extended profile)")
         return pictures
 
-    def _parameter_set(self, nal: bytes) -> None:
+    def read_parameter_set(self, nal: bytes) -> None:
+        """An SPS or PPS NAL unit, kept by its id for the slices that name it."""
         if h264.nal_header(nal).nal_unit_type == h264.NAL_SPS:
             sps = h264.parse_sps(nal)
             self.sps_by_id[sps.seq_parameter_set_id] = sps
@@ -183,15 +187,9 @@ class H264Client(CodecClient):
         self._check_supported(first, sps, pps)
         top, bottom = self.poc.compute(first, sps)
         dpb_entries = self.dpb.entries_for(first, sps)
-        controls = {
-            uapi.V4L2_CID_STATELESS_H264_SPS: sps_control(sps),
-            uapi.V4L2_CID_STATELESS_H264_PPS: pps_control(pps, sps),
-            uapi.V4L2_CID_STATELESS_H264_DECODE_PARAMS:
-                decode_params_control(first, top, bottom, dpb_entries),
-        }
-        if scaling_matrix_in_use(pps, sps):
-            controls[uapi.V4L2_CID_STATELESS_H264_SCALING_MATRIX] = \
-                scaling_matrix_control(pps.scaling_matrix)
+        controls = dict(self._parameter_set_controls(sps, pps))
+        controls[uapi.V4L2_CID_STATELESS_H264_DECODE_PARAMS] = \
+            decode_params_control(first, top, bottom, dpb_entries)
         if self.decode_mode == FRAME_BASED:
             jobs = [self._frame_job(picture, timestamp, controls)]
         else:
@@ -201,6 +199,19 @@ class H264Client(CodecClient):
         jobs[-1].display = shown
         self.pictures += 1
         return jobs
+
+    def _parameter_set_controls(self, sps: Sps, pps: Pps) -> dict[int, bytes]:
+        """The SPS, PPS and scaling matrix controls, built once for each pair of
+        parameter sets (identity: a set sent again is a new object)."""
+        cached = self._controls_of_sets
+        if cached is None or cached[0] is not sps or cached[1] is not pps:
+            controls = {uapi.V4L2_CID_STATELESS_H264_SPS: sps_control(sps),
+                        uapi.V4L2_CID_STATELESS_H264_PPS: pps_control(pps, sps)}
+            if scaling_matrix_in_use(pps, sps):
+                controls[uapi.V4L2_CID_STATELESS_H264_SCALING_MATRIX] = \
+                    scaling_matrix_control(pps.scaling_matrix)
+            cached = self._controls_of_sets = (sps, pps, controls)
+        return cached[2]
 
     @staticmethod
     def _check_supported(first: SliceHeader, sps: Sps, pps: Pps) -> None:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "av1_headers.h"
+#include "reader_failure.h"
 
 enum {
     NUM_REF_FRAMES = 8, REFS_PER_FRAME = 7, PRIMARY_REF_NONE = 7,
@@ -54,14 +55,9 @@ static void fail(bits_t *b, const char *fmt, ...)
 {
     va_list ap;
 
-    if (b->failed)
-        return;  /* the first failure is the one to report */
-    b->failed = 1;
-    if (b->errlen) {
-        va_start(ap, fmt);
-        vsnprintf(b->err, b->errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_start(ap, fmt);
+    dv_first_failure(&b->failed, b->err, b->errlen, fmt, ap);
+    va_end(ap);
 }
 
 /* f(n), n <= 32 */
