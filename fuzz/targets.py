@@ -116,9 +116,15 @@ def vp9_parser(data: bytes) -> None:
 
 
 def h264_parser(data: bytes) -> None:
-    from daedalus_v4l2.codecs import h264
+    """The Python readers, and the C ones the client uses held to them: the same
+    units, the same slice header or a refusal of both."""
+    from daedalus_v4l2.codecs import h264, h264_native
     sps_by_id, pps_by_id = {}, {}
-    for nal in (_refused(h264.split_annexb, data) or [])[:32]:
+    reader = h264_native.SliceHeaderReader()
+    nals = _refused(h264.split_annexb, data) or []
+    if h264_native.split_annexb(data) != nals:
+        raise AssertionError("the C and Python Annex B splits differ")
+    for nal in nals[:32]:
         header = _refused(h264.nal_header, nal)
         if header is None:
             continue
@@ -131,7 +137,10 @@ def h264_parser(data: bytes) -> None:
             if pps is not None:
                 pps_by_id[pps.pic_parameter_set_id] = pps
         elif header.nal_unit_type in h264.VCL_NAL_TYPES:
-            _refused(h264.parse_slice_header, nal, sps_by_id, pps_by_id)
+            python = _refused(h264.parse_slice_header, nal, sps_by_id, pps_by_id)
+            native = _refused(reader.read, nal, sps_by_id, pps_by_id)
+            if python != native:
+                raise AssertionError(f"slice header: Python {python}, C {native}")
     _refused(h264.split_avcc, data, 4)
     _refused(h264.parse_avcc_extradata, data)
 
