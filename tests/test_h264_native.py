@@ -200,7 +200,7 @@ def _written(tokens) -> bytes:
     return escape(writer.to_bytes())
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(header=st.sampled_from([0x01, 0x21, 0x41, 0x61, 0x25, 0x45, 0x65]),
        slice_type=st.integers(0, 9), tokens=_TOKENS, sets=_parameter_sets())
 def test_random_syntax_reads_the_same_or_is_refused_the_same(header, slice_type, tokens, sets):
