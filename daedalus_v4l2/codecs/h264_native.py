@@ -22,7 +22,6 @@ ffi, lib = native_lib.load("dv_h264_parse_slice_header", "H.264 header code")
 _UNITS = 32
 
 
-
 def _leading_long_longs(struct: str) -> tuple[str, ...]:
     """The names of the ``long long`` fields a struct starts with."""
     names = []
