@@ -64,7 +64,7 @@ class H264Session(DecoderSession):
         self._parameter_sets: dict[tuple[int, int], bytes] = {}  # (nal type, id) -> NAL sent
         self._parameter_set_key: tuple | None = None  # the controls those NAL units came from
         self._held_slices: list[bytes] = []
-        self._sps_size: tuple[bytes | None, tuple[int, int]] = (None, (0, 0))  # control, size
+        self._sps_read: tuple[bytes, h264.Sps] | None = None  # the last SPS control, read
         self._held_request: proto.DecodeRequest | None = None
 
     # ---- requests ----
@@ -117,19 +117,19 @@ class H264Session(DecoderSession):
 
     def _packets(self, req: proto.DecodeRequest) -> list[bytes]:
         if uapi.V4L2_CID_STATELESS_H264_SPS in req.controls:
-            width, height = self._declared_size(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
-            check_size("the H.264 SPS control", width, height, req)
+            sps = self._sps(req.controls[uapi.V4L2_CID_STATELESS_H264_SPS])
+            check_size("the H.264 SPS control", 16 * sps.width_mbs, 16 * sps.height_mbs, req)
         slices = self._held_slices + self._slices(req)
         self._held_slices, self._held_request = [], None
         return [self._parameter_set_nals(req) + h264.annexb(slices), END_OF_SEQUENCE]
 
-    def _declared_size(self, sps_control: bytes) -> tuple[int, int]:
-        """The picture size an SPS control declares.  A stream's requests carry the
-        same SPS control, almost always: that one is not read again."""
-        if sps_control != self._sps_size[0]:
-            sps = sps_from_control(sps_control)
-            self._sps_size = (bytes(sps_control), (16 * sps.width_mbs, 16 * sps.height_mbs))
-        return self._sps_size[1]
+    def _sps(self, control: bytes) -> h264.Sps:
+        """An SPS control, read; for the size check and the rebuilt SPS alike.  A
+        stream's requests carry the same SPS control, almost always: that one is not
+        read again (nothing changes an Sps once read)."""
+        if self._sps_read is None or control != self._sps_read[0]:
+            self._sps_read = (bytes(control), sps_from_control(control))
+        return self._sps_read[1]
 
     # ---- bitstream ----
     @staticmethod
@@ -156,7 +156,7 @@ class H264Session(DecoderSession):
         if key == self._parameter_set_key and key[0] is not None and key[1] is not None:
             return b""
         try:
-            sps = sps_from_control(controls[uapi.V4L2_CID_STATELESS_H264_SPS])
+            sps = self._sps(controls[uapi.V4L2_CID_STATELESS_H264_SPS])
             pps = pps_from_control(controls[uapi.V4L2_CID_STATELESS_H264_PPS])
         except KeyError as exc:
             raise BitstreamError(f"request without control 0x{exc.args[0]:x}") from None

@@ -517,6 +517,23 @@ class Pps:
     scaling_matrix: ScalingMatrix = FLAT
 
 
+class LastPair:
+    """``build(sps, pps)`` for the pair of parameter sets it was last asked for, kept
+    until another pair comes: a stream's slices name the same pair picture after
+    picture.  By identity, not equality: sets are parsed once and never changed, a
+    set sent again is a new object, and the entry holds both, so no id is reused."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._last: tuple | None = None
+
+    def __call__(self, sps: Sps, pps: Pps):
+        last = self._last
+        if last is None or last[0] is not sps or last[1] is not pps:
+            last = self._last = (sps, pps, self._build(sps, pps))
+        return last[2]
+
+
 def parse_pps(nal: bytes, sps_by_id: dict[int, Sps]) -> Pps:
     """A PPS NAL unit; its SPS must be known (the 8x8 list count and the
     scaling fall-back depend on it)."""

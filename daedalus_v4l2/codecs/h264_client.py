@@ -90,6 +90,16 @@ def choose_menu(decoder, cid: int, preferred: int | None) -> int:
     return value
 
 
+def parameter_set_controls(sps: Sps, pps: Pps) -> dict[int, bytes]:
+    """The SPS, PPS and (when either has lists) scaling matrix controls."""
+    controls = {uapi.V4L2_CID_STATELESS_H264_SPS: sps_control(sps),
+                uapi.V4L2_CID_STATELESS_H264_PPS: pps_control(pps, sps)}
+    if scaling_matrix_in_use(pps, sps):
+        controls[uapi.V4L2_CID_STATELESS_H264_SCALING_MATRIX] = \
+            scaling_matrix_control(pps.scaling_matrix)
+    return controls
+
+
 # ====================================================================
 # The client
 # ====================================================================
@@ -119,7 +129,8 @@ class H264Client(CodecClient):
         self.poc = PocState()
         self.dpb = Dpb()
         self._in_flight_refs: dict[int, set[int]] = {}  # picture timestamp -> refs it reads
-        self._controls_of_sets: tuple[Sps, Pps, dict[int, bytes]] | None = None
+        # the SPS, PPS and scaling matrix controls, built once for each pair of sets
+        self._parameter_set_controls = h264.LastPair(parameter_set_controls)
         self.pictures = 0
 
     # ---- CodecClient ----
@@ -199,19 +210,6 @@ class H264Client(CodecClient):
         jobs[-1].display = shown
         self.pictures += 1
         return jobs
-
-    def _parameter_set_controls(self, sps: Sps, pps: Pps) -> dict[int, bytes]:
-        """The SPS, PPS and scaling matrix controls, built once for each pair of
-        parameter sets (identity: a set sent again is a new object)."""
-        cached = self._controls_of_sets
-        if cached is None or cached[0] is not sps or cached[1] is not pps:
-            controls = {uapi.V4L2_CID_STATELESS_H264_SPS: sps_control(sps),
-                        uapi.V4L2_CID_STATELESS_H264_PPS: pps_control(pps, sps)}
-            if scaling_matrix_in_use(pps, sps):
-                controls[uapi.V4L2_CID_STATELESS_H264_SCALING_MATRIX] = \
-                    scaling_matrix_control(pps.scaling_matrix)
-            cached = self._controls_of_sets = (sps, pps, controls)
-        return cached[2]
 
     @staticmethod
     def _check_supported(first: SliceHeader, sps: Sps, pps: Pps) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from ..errors import BitstreamError
 from . import native_lib
-from .h264 import Mmco, Pps, PredWeightTable, RefPicListModification, SliceHeader, Sps
+from .h264 import (
+    LastPair, Mmco, Pps, PredWeightTable, RefPicListModification, SliceHeader, Sps)
 from .native_lib import ERROR_BYTES
 
 ffi, lib = native_lib.load("dv_h264_parse_slice_header", "H.264 header code")
@@ -72,14 +73,13 @@ def parameters(sps: Sps, pps: Pps):
 
 class SliceHeaderReader:
     """Reads slice headers in C against a client's parameter sets, keeping the
-    C form of the (SPS, PPS) pair last used: a stream's slices name the same
-    pair picture after picture."""
+    C form of the (SPS, PPS) pair last used."""
 
     def __init__(self) -> None:
         self._error = native_lib.error_buffer(ffi)
         self._pps_id = ffi.new("int *")
         self._header = ffi.new("dv_h264_slice_header *")
-        self._cached: tuple[Sps, Pps, object] | None = None
+        self._parameters = LastPair(parameters)
 
     def read(self, nal: bytes, sps_by_id: dict[int, Sps], pps_by_id: dict[int, Pps]) -> SliceHeader:
         """What :func:`h264.parse_slice_header <daedalus_v4l2.codecs.h264.parse_slice_header>`
@@ -98,14 +98,6 @@ class SliceHeaderReader:
                                           self._header, self._error, ERROR_BYTES):
             raise BitstreamError(self._message())
         return slice_header(self._header)
-
-    def _parameters(self, sps: Sps, pps: Pps):
-        cached = self._cached
-        if cached is None or cached[0] is not sps or cached[1] is not pps:
-            # identity, not equality: the sets are parsed once and never changed, and a
-            # re-sent set is a new object (the entry holds both, so no id is reused)
-            cached = self._cached = (sps, pps, parameters(sps, pps))
-        return cached[2]
 
     def _message(self) -> str:
         return native_lib.message(ffi, self._error)
