@@ -89,6 +89,30 @@ def test_control_appearing_twice_is_rejected():
         proto.parse_controls(memoryview(blob))
 
 
+
+@pytest.mark.parametrize("ctype", ["struct dv4l2_msg_header", "struct dv4l2_ctrl_rec"])
+def test_packed_structs_are_the_header_files_layout(ctype):
+    """The struct.Struct packers for the header and the control records are read
+    from cffi's layout: every field at its offset, in its width (distinct values,
+    so a swapped or misplaced field shows)."""
+    packer, names = proto._packer(ctype)
+    ref = proto.ffi.new(ctype + " *")
+    values = []
+    for i, (name, f) in enumerate(proto.ffi.typeof(ctype).fields):
+        value = (0x0102030405060708 * (i + 1)) & ((1 << (8 * proto.ffi.sizeof(f.type))) - 1)
+        setattr(ref, name, value)
+        values.append(value)
+    assert names == tuple(name for name, _ in proto.ffi.typeof(ctype).fields)
+    assert packer.pack(*values) == bytes(proto.ffi.buffer(ref))
+    assert packer.unpack(bytes(proto.ffi.buffer(ref))) == tuple(values)
+
+
+def test_a_struct_with_other_than_unsigned_integers_gets_no_packer():
+    with pytest.raises(TypeError, match="status is not an unsigned integer"):
+        proto._packer("struct dv4l2_frame_resp")
+    with pytest.raises(TypeError, match="planes is not an unsigned integer"):
+        proto._packer("struct dv4l2_decode_req")
+
 class ListTransport(Transport):
     def __init__(self, messages):
         super().__init__()

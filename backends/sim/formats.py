@@ -163,10 +163,14 @@ def required_controls(codec: int) -> list[int]:
     return [_cid(d) for d in CODEC_CONTROLS.get(codec, ()) if d.required and _usable(d)]
 
 
+# The per-control lookups below are cached too: the tables are constant, and every
+# S_EXT_CTRLS and DECODE asks them for each control it carries (~20 times a picture).
+@functools.cache
 def control_desc(cid: int) -> CtrlDesc | None:
     return _controls_by_id().get(cid)
 
 
+@functools.cache
 def elem_size(cid: int) -> int | None:
     """Bytes of one element: a menu's s32 or the control's struct; None if the device
     has no such control."""
@@ -176,23 +180,27 @@ def elem_size(cid: int) -> int | None:
     return 4 if desc.menu else uapi.ffi.sizeof(uapi.CONTROL_STRUCTS[cid])
 
 
+@functools.cache
 def dynamic_element_size(cid: int) -> int | None:
     """The element size of a dynamic array control, None for any other control."""
     desc = control_desc(cid)
     return elem_size(cid) if desc is not None and desc.dynamic else None
 
 
+@functools.cache
 def control_size(cid: int) -> int | None:
     """Payload bytes of a control (the most, for a dynamic array)."""
     size = elem_size(cid)
     return None if size is None else size * control_desc(cid).dims
 
 
+@functools.cache
 def menu_values(cid: int) -> tuple:
     desc = control_desc(cid)
     return desc.menu if desc is not None else ()
 
 
+@functools.cache
 def default_value(cid: int) -> bytes:
     desc = control_desc(cid)
     if desc is not None and desc.menu:

@@ -32,6 +32,10 @@ class BufState(enum.Enum):
     DONE = "done"              # on the done list, waiting for DQBUF
     ERROR = "error"            # on the done list with V4L2_BUF_FLAG_ERROR
 
+    # Hashed by identity, in C: Enum's own __hash__ is a Python call, and every
+    # state change looks its states up in sets (~20 times a picture).
+    __hash__ = object.__hash__
+
 
 # Which state changes are legal.  Anything else is a driver bug: e.g. DONE ->
 # DONE is "a buffer returned twice", PARKED -> ACTIVE is "claimed twice".
