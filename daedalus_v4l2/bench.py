@@ -283,7 +283,8 @@ SIM_THREADS: dict[str, tuple[dict, int]] = {
 def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
                on_picture: Callable[[int], None] | None = None,
                threads: str = "SLICE", daemon_thread: bool = True,
-               write_behind: bool = True) -> tuple[int, float, dict]:
+               write_behind: bool = True,
+               clock: "DecodeClock | None" = None) -> tuple[int, float, dict]:
     """(pictures, seconds, stats: the kernel's, and the CPU seconds) on the clocks
     of a :class:`DecodeClock`: what ``decode --backend sim --threads THREADS``
     does (the daemon in its own thread, writing pictures behind unless not
@@ -300,7 +301,7 @@ def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
     daemon_options, depth = SIM_THREADS[threads]
     daemon_options = {**daemon_options, "write_behind": daemon_thread and write_behind}
     n = errors = 0
-    clock = DecodeClock()
+    clock = clock or DecodeClock()
     with open_decoder("sim", daemon_options=daemon_options, daemon_thread=daemon_thread) as opened:
         with clock.running():
             pictures = decode_through(opened.decoder, clip.codec_name, clip.width, clip.height,
@@ -364,6 +365,12 @@ class StageTimer:
         self._patches.append((owner, name, original))
         setattr(owner, name, timed)
 
+    def reset(self) -> None:
+        """Count from zero again (between calls: nothing wrapped is running)."""
+        assert not self._stack, "reset inside a timed call"
+        for counts in (self.totals, self.cpu):   # in place: the wrappers hold these dicts
+            counts.update(dict.fromkeys(STAGES, 0.0))
+
     def restore(self) -> None:
         for owner, name, original in reversed(self._patches):
             setattr(owner, name, original)
@@ -399,20 +406,45 @@ def _subclasses(cls) -> list[type]:
     return out
 
 
+class _StageClock(DecodeClock):
+    """A decode's clock that starts the stage timer afresh with it, and also reads
+    this thread's CPU: the stages count what the decode costs a picture, not the
+    device's open (its buffers' allocation and REQBUFS), as the fps do."""
+
+    def __init__(self, timer: StageTimer) -> None:
+        super().__init__()
+        self.timer = timer
+        self.thread_seconds = 0.0
+        self.stage_totals: dict[str, float] = {}
+        self.stage_cpu: dict[str, float] = {}
+
+    @contextmanager
+    def running(self):
+        self.timer.reset()
+        start = time.thread_time()
+        try:
+            with super().running():
+                yield
+        finally:
+            self.thread_seconds += time.thread_time() - start
+            # what the stages were when the clock stopped (closing the device is not counted)
+            self.stage_totals, self.stage_cpu = dict(self.timer.totals), dict(self.timer.cpu)
+
+
 def sim_stages(clip: Clip, threads: str = "SLICE") -> dict:
     """ms per picture by stage, from one instrumented run of the sim path with
     the daemon inline: in one thread, so that the stages add up to the total
     (with the daemon in its own thread they overlap)."""
     timer = StageTimer()
     _install_stage_timers(timer)
+    clock = _StageClock(timer)
     try:
-        start, start_cpu = time.perf_counter(), time.thread_time()
-        n, _, _ = sim_decode(clip, threads=threads, daemon_thread=False)
-        wall, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
+        n, wall, _ = sim_decode(clip, threads=threads, daemon_thread=False, clock=clock)
+        cpu = clock.thread_seconds
     finally:
         timer.restore()
     per = {}
-    for name, totals, whole in (("", timer.totals, wall), ("cpu_", timer.cpu, cpu)):
+    for name, totals, whole in (("", clock.stage_totals, wall), ("cpu_", clock.stage_cpu, cpu)):
         stages = dict(totals)
         stages["client"] += whole - sum(totals.values())   # the pipeline: everything not wrapped
         out = {k: 1e3 * v / max(n, 1) for k, v in stages.items()}

@@ -245,3 +245,23 @@ def test_the_sim_path_is_measured_written_in_place_and_behind_for_every_codec():
     for line in _tiny_benchmark_lines("write_behind.py", "sim/bare"):
         ratios = [float(part.split()[0].rstrip(",")) for part in line.split("sim/bare ")[1:]]
         assert len(ratios) == 2 and all(r > 0 for r in ratios), line
+
+
+def test_the_stages_count_the_decode_not_the_device_open_and_close(monkeypatch, tmp_path):
+    """sim_stages runs on the decode's clock, as the fps do: opening the device
+    (its nodes, the daemon) and closing it (its mappings) count to no stage."""
+    import time
+
+    from daedalus_v4l2.backends.sim import syscalls
+
+    clip = bench.load_clip("vp9", 8, 176, 144, tmp_path)
+    for name in ("open", "munmap"):     # munmap is a kernel stage call, at close
+        def slow(self, *args, original=getattr(syscalls.SimSyscalls, name), **kwargs):
+            time.sleep(0.2)    # 2 opens (50 ms a picture, were they counted), 8 or more munmaps
+            return original(self, *args, **kwargs)
+        monkeypatch.setattr(syscalls.SimSyscalls, name, slow)
+    stages = bench.sim_stages(clip)
+    assert stages["total"] == pytest.approx(sum(stages[s] for s in bench.STAGES), rel=1e-6)
+    assert stages["client"] < 40 and stages["kernel"] < 40 and stages["total"] < 60, stages
+    assert stages["cpu_total"] == pytest.approx(sum(stages["cpu_" + s] for s in bench.STAGES),
+                                                rel=1e-6)
