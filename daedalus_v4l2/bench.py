@@ -408,8 +408,9 @@ def _subclasses(cls) -> list[type]:
 
 class _StageClock(DecodeClock):
     """A decode's clock that starts the stage timer afresh with it, and also reads
-    this thread's CPU: the stages count what the decode costs a picture, not the
-    device's open (its buffers' allocation and REQBUFS), as the fps do."""
+    this thread's CPU: the stages count what the decode costs a picture, as the
+    fps do, not the device's open (its nodes, the kernel and the daemon) or its
+    close (its mappings).  REQBUFS is the decode's own, and counted by both."""
 
     def __init__(self, timer: StageTimer) -> None:
         super().__init__()

@@ -88,16 +88,17 @@ def _packer(ctype: str) -> tuple[struct.Struct, tuple[str, ...]]:
     it packs and reads a message's header and control records several times
     faster than a cffi struct does (ffi.new, then bytes of it), and those run
     for every request."""
-    fmt, end = "=", 0
+    fmt, end, names = "=", 0, []
     for name, f in ffi.typeof(ctype).fields:
         if f.type.kind != "primitive" or not f.type.cname.startswith("uint"):
             raise TypeError(f"{ctype}.{name} is not an unsigned integer: {f.type.cname}")
         fmt += "x" * (f.offset - end) + _UNSIGNED_CODES[ffi.sizeof(f.type)]
         end = f.offset + ffi.sizeof(f.type)
+        names.append(name)
     fmt += "x" * (ffi.sizeof(ctype) - end)
     packer = struct.Struct(fmt)
     assert packer.size == ffi.sizeof(ctype), (ctype, fmt)
-    return packer, tuple(name for name, _ in ffi.typeof(ctype).fields)
+    return packer, tuple(names)
 
 
 # The code below passes and reads these fields in this order: checked at import.

@@ -89,7 +89,6 @@ def test_control_appearing_twice_is_rejected():
         proto.parse_controls(memoryview(blob))
 
 
-
 @pytest.mark.parametrize("ctype", ["struct dv4l2_msg_header", "struct dv4l2_ctrl_rec"])
 def test_packed_structs_are_the_header_files_layout(ctype):
     """The struct.Struct packers for the header and the control records are read
@@ -112,6 +111,7 @@ def test_a_struct_with_other_than_unsigned_integers_gets_no_packer():
         proto._packer("struct dv4l2_frame_resp")
     with pytest.raises(TypeError, match="planes is not an unsigned integer"):
         proto._packer("struct dv4l2_decode_req")
+
 
 class ListTransport(Transport):
     def __init__(self, messages):
