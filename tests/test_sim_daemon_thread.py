@@ -130,6 +130,47 @@ def threaded_sim(**kernel_options):
     kernel.ledger.check_all_returned()
 
 
+class CountingCondition(threading.Condition):
+    """A condition that counts its notify calls (notify_all included)."""
+
+    def __init__(self, lock) -> None:
+        super().__init__(lock)
+        self.notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
+def test_each_event_wakes_only_the_thread_that_waits_for_it():
+    """A client's blocking calls wait on ``changed``, the daemon thread's read on
+    ``daemon_readable``: a DECODE queued wakes the daemon alone, a buffer done
+    wakes the client, and a stall lifted wakes the daemon at once rather than a
+    poll interval later.  (One condition for both woke each thread at every step
+    of every picture: a futex wake and a context switch for nothing.)"""
+    kernel = SimKernel()
+    kernel.changed = CountingCondition(kernel.lock)
+    kernel.daemon_readable = CountingCondition(kernel.lock)
+    thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
+    try:
+        client = SimClient(kernel)
+        client.streamon()
+        kernel.faults.stall_daemon = True
+        kernel.changed.notified = kernel.daemon_readable.notified = 0
+        client.queue_capture(0)
+        client.queue_output(0, b"a", 1_000_000_000)       # STREAM_OPEN and DECODE queued
+        assert kernel.daemon_readable.notified == 2 and kernel.changed.notified == 0
+        kernel.faults.stall_daemon = False
+        assert kernel.daemon_readable.notified == 3
+        client.dqbuf(CAP)                                 # the daemon answered: a buffer done
+        assert kernel.changed.notified >= 1
+        client.streamoff()
+        client.close()
+    finally:
+        assert thread.stop()
+    kernel.ledger.check_all_returned()
+
+
 def test_a_wait_nothing_can_end_is_a_deadlock_with_the_daemon_in_a_thread():
     with threaded_sim() as (kernel, thread, client):
         client.queue_output(0, b"a", 1_000_000_000)   # no CAPTURE buffer: it can never run

@@ -54,6 +54,7 @@ class Chardev:
         self.transport.closed = True
         self.transport = None
         self.fifo.clear()
+        self.kernel.wake_daemon()       # its read() ends: the chardev is closed
         self.kernel.daemon_gone()
 
     def kill(self) -> None:
@@ -75,16 +76,18 @@ class Chardev:
         self.fifo.append((cookie, proto.encode(msg)))
         self.kernel.emit("send", cookie or None, ctx, lambda: _msg_name(msg))
         if self.kernel.threaded:
-            self.kernel.changed.notify_all()    # the daemon's read() waits for it
+            self.kernel.daemon_readable.notify_all()    # the daemon's read() waits for it
         return True
 
     def read(self) -> bytes | None:
         if not self.fifo:
             return None
-        if self.kernel.threaded:
+        data = self.fifo.popleft()[1]
+        kernel = self.kernel
+        if kernel.threaded and not self.fifo and kernel.next_deadline() is None:
             # a client waiting with nothing else in flight may now wait in vain: let it look
-            self.kernel.changed.notify_all()
-        return self.fifo.popleft()[1]
+            kernel.changed.notify_all()
+        return data
 
     # ---- daemon -> kernel
 
@@ -191,7 +194,7 @@ class SimTransport(Transport):
     def _recv_internal(self, timeout: float | None) -> bytes | None:
         kernel = self.kernel
         if kernel.threaded and timeout != 0:
-            kernel.changed.wait_for(self._readable, timeout)
+            kernel.daemon_readable.wait_for(self._readable, timeout)
         if self.closed or (kernel.threaded and kernel.faults.stall_daemon):
             return None
         return kernel.chardev.read()
@@ -203,7 +206,7 @@ class SimTransport(Transport):
         """End a receive() that waits (the daemon thread is stopping)."""
         with self.kernel.lock:
             self.woken = True
-            self.kernel.changed.notify_all()
+            self.kernel.daemon_readable.notify_all()
 
     @kernel_entry
     def _send_internal(self, data: bytes) -> None:

@@ -47,9 +47,10 @@ class DaemonThread:
             self._set_running(False)
 
     def _set_running(self, running: bool) -> None:
-        with self.kernel.lock:      # a client waiting on it looks again
+        with self.kernel.lock:      # a client waiting on it looks again, and so does its read
             self.kernel.daemon_thread_running = running
             self.kernel.changed.notify_all()
+            self.kernel.daemon_readable.notify_all()
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop after the message in hand (a decode finishes in milliseconds); False

@@ -14,8 +14,9 @@ Two ways to run the daemon:
   ``open_decoder`` and so ``decode`` start), as on a Pi where the daemon is a
   process of its own: libavcodec decodes one request
   while the client prepares the next.  Every call into the kernel, from the
-  client or the daemon, holds ``lock`` (the module's mutex); blocking calls
-  wait on ``changed`` for a buffer to be done, and the clock follows real time
+  client or the daemon, holds ``lock`` (the module's mutex); a client's blocking
+  calls wait on ``changed`` for a buffer to be done, the daemon's read on
+  ``daemon_readable`` for a message, and the clock follows real time
   so the watchdog still ends what a stuck daemon never answers.
 """
 from __future__ import annotations
@@ -86,7 +87,13 @@ class SimKernel:
         self.retired_held = 0       # held entries whose dst the next slice took over
         # Only contended with the daemon in its own thread (see the module's docstring).
         self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)   # a buffer done, a message queued
+        # Two conditions on it, so that each event wakes only the thread it is for:
+        # a client's blocking call waits on ``changed`` (a buffer done, the daemon
+        # thread started or gone, nothing left for it to read), the daemon thread's
+        # read on ``daemon_readable`` (a message queued, its chardev closed, a stall
+        # lifted).  One condition woke both at every step of every picture.
+        self.changed = threading.Condition(self.lock)
+        self.daemon_readable = threading.Condition(self.lock)
         self.threaded = False
         self.daemon_thread_running = False  # DaemonThread's loop, while it reads
         self._epoch = 0.0
@@ -114,6 +121,12 @@ class SimKernel:
             self.detach_daemon()
             self.threaded = True
             self._epoch = time.monotonic() - self.clock / 1000
+
+    def wake_daemon(self) -> None:
+        """Let the daemon thread's read look again (what it waits for may have changed)."""
+        if self.threaded:
+            with self.lock:
+                self.daemon_readable.notify_all()
 
     def follow_real_time(self) -> None:
         self.clock = max(self.clock, int((time.monotonic() - self._epoch) * 1000))

@@ -34,6 +34,12 @@ class Faults:
     corrupt_bitstreams: int = 0    # the next N DECODE bitstreams get bytes flipped
     _kernel: object = field(default=None, repr=False)   # the SimKernel
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        kernel = getattr(self, "_kernel", None)
+        if name == "stall_daemon" and kernel is not None:
+            kernel.wake_daemon()        # a stall lifted: the daemon thread reads at once
+
     def kill_daemon(self) -> None:
         """Close the chardev as if the daemon process died."""
         with self._kernel.lock:     # the daemon may be in its own thread
