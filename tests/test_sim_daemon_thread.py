@@ -114,10 +114,13 @@ def test_a_stalled_daemon_thread_is_ended_by_the_watchdog(hidden_frames_clip):
 
 
 @contextlib.contextmanager
-def threaded_sim(**kernel_options):
+def threaded_sim(prepare=None, **kernel_options):
     """A kernel with the daemon in its thread and a client streaming on it; the
-    thread stopped (and the ledger checked) at the end."""
+    thread stopped (and the ledger checked) at the end.  ``prepare(kernel)``
+    runs before the daemon thread starts."""
     kernel = SimKernel(**kernel_options)
+    if prepare is not None:
+        prepare(kernel)
     thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
     try:
         client = SimClient(kernel)
@@ -148,13 +151,11 @@ def test_each_event_wakes_only_the_thread_that_waits_for_it():
     wakes the client, and a stall lifted wakes the daemon at once rather than a
     poll interval later.  (One condition for both woke each thread at every step
     of every picture: a futex wake and a context switch for nothing.)"""
-    kernel = SimKernel()
-    kernel.changed = CountingCondition(kernel.lock)
-    kernel.daemon_readable = CountingCondition(kernel.lock)
-    thread = DaemonThread(kernel, Daemon(kernel.open_chardev())).start()
-    try:
-        client = SimClient(kernel)
-        client.streamon()
+    def counting_conditions(kernel):    # before the daemon thread waits on one
+        kernel.changed = CountingCondition(kernel.lock)
+        kernel.daemon_readable = CountingCondition(kernel.lock)
+
+    with threaded_sim(prepare=counting_conditions) as (kernel, thread, client):
         kernel.faults.stall_daemon = True
         kernel.changed.notified = kernel.daemon_readable.notified = 0
         client.queue_capture(0)
@@ -164,11 +165,6 @@ def test_each_event_wakes_only_the_thread_that_waits_for_it():
         assert kernel.daemon_readable.notified == 3
         client.dqbuf(CAP)                                 # the daemon answered: a buffer done
         assert kernel.changed.notified >= 1
-        client.streamoff()
-        client.close()
-    finally:
-        assert thread.stop()
-    kernel.ledger.check_all_returned()
 
 
 def test_a_wait_nothing_can_end_is_a_deadlock_with_the_daemon_in_a_thread():
