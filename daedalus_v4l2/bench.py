@@ -232,25 +232,40 @@ class DecodeClock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.cpu_seconds = 0.0
+        self.switches = 0
 
     @contextmanager
     def running(self):
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu, switches = time.perf_counter(), time.process_time(), context_switches()
         try:
             yield
         finally:
             self.seconds += time.perf_counter() - wall
             self.cpu_seconds += time.process_time() - cpu
+            self.switches += context_switches() - switches
 
 
-def bare_decode(clip: Clip, thread_type: str, loops: int = 1) -> tuple[int, float, float]:
+def context_switches() -> int:
+    """Context switches of the whole process so far, voluntary and not, every thread's
+    (ended ones too): what handing work between threads costs, which fps and CPU
+    time alone hide.  On the shared EPYC VM of 2026-11-24 two Python threads
+    handing a token back and forth spent ~30 us of CPU a switch (150 us a round
+    trip between two CPUs, 27 us with both on one)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
+def bare_decode(clip: Clip, thread_type: str, loops: int = 1,
+                clock: "DecodeClock | None" = None) -> tuple[int, float, float]:
     """(pictures, seconds, CPU seconds) of decode + tight NV12/P010, PyAV only, on
     the clocks of a :class:`DecodeClock`."""
     import av
 
     target = "p010le" if clip.pix_fmt and ("p10" in clip.pix_fmt or "p9" in clip.pix_fmt) else "nv12"
     n = 0
-    clock = DecodeClock()
+    clock = clock or DecodeClock()
     for _ in range(loops):
         with av.open(str(clip.path)) as source:
             stream = source.streams.video[0]
@@ -318,7 +333,8 @@ def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
                 pictures.close()
         stats = {"errors": errors, "done": opened.kernel.stats.done,
                  "kernel_errors": opened.kernel.stats.errors,
-                 "parked_max": opened.kernel.stats.parked_max, "cpu_seconds": clock.cpu_seconds}
+                 "parked_max": opened.kernel.stats.parked_max, "cpu_seconds": clock.cpu_seconds,
+                 "switches": clock.switches}
     return n, clock.seconds, stats
 
 
@@ -728,6 +744,11 @@ def bench_codec(codec: str, s: Settings, progress: Callable[[str], None]) -> dic
             # alike, which a loaded machine disturbs much less than the fps
             "cpu_ms": {t: {"bare": statistics.median(runs.bare_cpu[t]),
                            "sim": statistics.median(runs.sim_cpu[t])} for t in SIM_THREADS},
+            # and the context switches a picture (every thread's): libavcodec's own
+            # threads on both paths, and the sim's hand-overs between the client, the
+            # daemon's thread and its writer
+            "switches": {t: {"bare": statistics.median(runs.bare_switches[t]),
+                             "sim": statistics.median(runs.sim_switches[t])} for t in SIM_THREADS},
             "stages_ms": stages, "peak_rss_mb": runs.peak_rss, "rss": rss, "errors": runs.errors,
             "messages": _capture_messages(clip)}
 
@@ -750,14 +771,18 @@ class _Runs:
         self.sim_fps: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
         self.bare_cpu: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}
         self.sim_cpu: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
+        self.bare_switches: dict[str, list[float]] = {t: [] for t in BARE_THREAD_TYPES}
+        self.sim_switches: dict[str, list[float]] = {t: [] for t in SIM_THREADS}
         self.parked = dict.fromkeys(SIM_THREADS, 0)  # CAPTURE buffers parked at once, at most
         self.peak_rss = 0.0
         self.errors = 0
         self.requests_per_picture = 1.0   # more with hidden frames: each is a request
 
     def bare(self, thread_type: str) -> float:
-        n, seconds, cpu_seconds = bare_decode(self.clip, thread_type)
+        clock = DecodeClock()
+        n, seconds, cpu_seconds = bare_decode(self.clip, thread_type, clock=clock)
         self.bare_cpu[thread_type].append(1e3 * cpu_seconds / max(n, 1))
+        self.bare_switches[thread_type].append(clock.switches / max(n, 1))
         self.bare_fps[thread_type].append(n / seconds)
         return n / seconds
 
@@ -765,6 +790,7 @@ class _Runs:
         reset_peak_rss()
         n, seconds, stats = sim_decode(self.clip, threads=threads)
         self.sim_cpu[threads].append(1e3 * stats["cpu_seconds"] / max(n, 1))
+        self.sim_switches[threads].append(stats["switches"] / max(n, 1))
         self.peak_rss = max(self.peak_rss, peak_rss_mb())
         self.errors += stats["errors"] + abs(self.clip.frames - n)
         self.parked[threads] = max(self.parked[threads], stats["parked_max"])
@@ -893,11 +919,13 @@ def format_report(report: dict) -> str:
                  "first packet to the last picture, each path's stack already open: bare's "
                  "file opened and probed, sim's device opened)")
     lines += ["", "sim/bare run by run, and CPU time a picture (the whole process, every thread; "
-                  "median) with the same threads on both paths:"]
+                  "median) with the same threads on both paths, and context switches a picture "
+                  "(every thread's; bare / sim):"]
     for codec, r in report["codecs"].items():
         cpu = "; ".join(
             f"{t} bare {c['bare']:.2f} ms, sim {c['sim']:.2f} ms "
-            f"({c['sim'] - c['bare']:+.2f} ms, {100 * (c['sim'] / c['bare'] - 1):+.0f} %)"
+            f"({c['sim'] - c['bare']:+.2f} ms, {100 * (c['sim'] / c['bare'] - 1):+.0f} %; "
+            f"context switches {r['switches'][t]['bare']:.1f} / {r['switches'][t]['sim']:.1f})"
             for t, c in r["cpu_ms"].items())
         interval = ("too few rounds for a 95 % interval" if r["ratio_interval"] is None else
                     "95 % interval {:.3f} .. {:.3f}".format(*r["ratio_interval"]))

@@ -32,6 +32,9 @@ def test_every_codec_reports_every_field(report):
             assert r[key] > 0, (codec, key)
         assert set(r["cpu_ms"]) == set(bench.SIM_THREADS)
         assert all(c["bare"] > 0 and c["sim"] > 0 for c in r["cpu_ms"].values()), codec
+        # the client and the daemon's thread hand each request over: a switch at least
+        assert set(r["switches"]) == set(bench.SIM_THREADS)
+        assert all(c["sim"] >= 1 and c["bare"] >= 0 for c in r["switches"].values()), codec
         # one round: the ratio is its sim run against its bare run, the faster of each
         assert r["ratio_runs"] == [r["ratio"]] and r["ratio_interval"] is None
         assert r["ratio"] == pytest.approx(r["sim_fps"] / r["bare_best_fps"])
@@ -95,9 +98,10 @@ def test_sim_over_bare_pairs_each_round_and_chooses_its_settings_on_the_other_ro
         if limit is not None:                                   # the warm-up
             return limit, 1.0, {}
         calls.append(("sim", threads))
-        return 10, next(sim_runs[threads]), {"errors": 0, "parked_max": 0, "cpu_seconds": 0.5}
+        return 10, next(sim_runs[threads]), {"errors": 0, "parked_max": 0, "cpu_seconds": 0.5,
+                                             "switches": 30}
 
-    def bare_decode(clip, thread_type, loops=1):
+    def bare_decode(clip, thread_type, loops=1, clock=None):
         calls.append(("bare", thread_type))
         return 10, next(bare_runs[thread_type]), 0.25
 
@@ -180,6 +184,29 @@ def test_bare_hands_out_the_tight_picture_copying_only_padded_rows(width):
     assert isinstance(picture, list) == ref_rows_tight
     got = b"".join(bytes(p) for p in picture) if isinstance(picture, list) else bytes(picture)
     assert got == bytes(tight)
+
+
+def test_the_clock_counts_the_context_switches_of_every_thread():
+    """Another thread sleeps 50 times while the clock runs and this one only waits
+    for it to end: its switches count (it has ended by the time the clock stops),
+    as libavcodec's threads and the sim's daemon thread do in a decode."""
+    import threading
+    import time
+
+    def sleeper():
+        for _ in range(50):
+            time.sleep(0.0005)
+
+    clock = bench.DecodeClock()
+    with clock.running():
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        thread.join()
+    assert clock.switches >= 50
+    idle = bench.DecodeClock()
+    with idle.running():
+        pass
+    assert idle.switches < 5
 
 
 def test_the_clocks_run_only_while_pictures_are_decoded(monkeypatch, tmp_path):
