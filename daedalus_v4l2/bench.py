@@ -28,9 +28,9 @@ and reported: fps of each thread setting (median of ``--repeat`` rounds that
 each run every setting of both paths), sim/bare (the median over the rounds of
 each round's sim run against its bare run, so that drift in the machine's
 speed cancels out, each path's faster setting chosen on the other rounds, with
-a distribution-free 95 % interval), CPU time a picture for both paths (all threads), ms
-per frame by stage (client, sim kernel, protocol, daemon, libavcodec, packing;
-from one extra instrumented run), peak RSS and RSS growth over ``--rss-frames``
+a distribution-free 95 % interval), CPU time and context switches a picture for
+both paths (all threads), ms per frame by stage (client, sim kernel, protocol,
+daemon, libavcodec, packing; from one extra instrumented run), peak RSS and RSS growth over ``--rss-frames``
 frames after warm-up (the clip looped through one pipeline), the cost of
 packing a 1080p picture (NV12, P010) against PyAV's reformat + copy, and the
 cost of encoding and parsing each protocol message.

@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(and the kernel rig with --hw), by stage, RSS",
                            description="Decode 1080p VP9, H.264 and AV1 clips (cached in "
                                        "~/.cache/daedalus-v4l2/bench) with bare PyAV and through "
-                                       "the whole simulated device, and report fps, sim/bare, ms "
-                                       "per picture by stage, RSS, packing and protocol costs.")
+                                       "the whole simulated device, and report fps, sim/bare, CPU "
+                                       "and context switches a picture, ms per picture by stage, "
+                                       "RSS, packing and protocol costs.")
     from .bench import add_arguments as _bench_arguments
     _bench_arguments(bench)
 
