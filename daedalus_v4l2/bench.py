@@ -30,10 +30,10 @@ each round's sim run against its bare run, so that drift in the machine's
 speed cancels out, each path's faster setting chosen on the other rounds, with
 a distribution-free 95 % interval), CPU time and context switches a picture for
 both paths (all threads), ms per frame by stage (client, sim kernel, protocol,
-daemon, libavcodec, packing; from one extra instrumented run), peak RSS and RSS growth over ``--rss-frames``
-frames after warm-up (the clip looped through one pipeline), the cost of
-packing a 1080p picture (NV12, P010) against PyAV's reformat + copy, and the
-cost of encoding and parsing each protocol message.
+daemon, libavcodec, packing; from one extra instrumented run), peak RSS and RSS
+growth over ``--rss-frames`` frames after warm-up (the clip looped through one
+pipeline), the cost of packing a 1080p picture (NV12, P010) against PyAV's
+reformat + copy, and the cost of encoding and parsing each protocol message.
 
 Nothing here asserts a timing: the targets are printed next to the numbers.
 """
