@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-from .threads import THREADS
+from .threads import THREADS, batch_scheduling
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def bare_decode(clip: Clip, thread_type: str, loops: int = 1,
             if stream.codec_context.name == "libdav1d":
                 stream.codec_context.options = {"max_frame_delay": DAV1D_FRAME_DELAY[thread_type]}
             picture = None
-            with clock.running():
+            with batch_scheduling(), clock.running():   # as the sim path's client (below)
                 for frame in source.decode(stream):
                     # held until the next one, as the sim path's consumer holds its Picture:
                     # the allocation pattern matters (glibc maps and page-faults a fresh 3 MB
@@ -318,7 +318,7 @@ def sim_decode(clip: Clip, loops: int | None = 1, limit: int | None = None,
     n = errors = 0
     clock = clock or DecodeClock()
     with open_decoder("sim", daemon_options=daemon_options, daemon_thread=daemon_thread) as opened:
-        with clock.running():
+        with batch_scheduling(), clock.running():   # as `decode` runs its client (threads.py)
             pictures = decode_through(opened.decoder, clip.codec_name, clip.width, clip.height,
                                       itertools.islice(_looped(clip.packets, loops), limit),
                                       depth=depth, capture_format=capture_format_for(clip.pix_fmt),

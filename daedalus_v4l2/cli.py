@@ -176,6 +176,7 @@ def cmd_decode(args) -> int:
     from .backends_runtime import open_decoder
     from .decode import capture_format_for, decode_through
     from .progress import Progress
+    from .threads import batch_scheduling
 
     if _is_a_terminal(args.output):
         # raw pictures are megabytes of binary: on a terminal they are garbage (and with
@@ -195,9 +196,11 @@ def cmd_decode(args) -> int:
     written = failed = 0
     out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
     try:
+        # the daemon's threads started first: they do not inherit the client's policy
         with open_decoder(args.backend, args.device, args.media,
                           daemon_options=_daemon_threads(args.threads),
-                          daemon_thread=args.sim_daemon == "thread") as opened:
+                          daemon_thread=args.sim_daemon == "thread") as opened, \
+                batch_scheduling():
             for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
                                           container.packets(args.input), depth=args.depth,
                                           capture_format=capture_format_for(info.pix_fmt),

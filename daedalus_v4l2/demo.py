@@ -20,6 +20,7 @@ from . import container
 from .backends_runtime import open_decoder
 from .decode import decode_through
 from .synth import VP9_GOOD, make_clip
+from .threads import batch_scheduling
 
 
 @dataclass
@@ -61,7 +62,7 @@ def run_demo(workdir: Path, frames: int = 60, width: int = 352, height: int = 28
     got: list[str] = []
     errors = 0
     start = time.monotonic()
-    with open_decoder("sim") as opened:
+    with open_decoder("sim") as opened, batch_scheduling():  # the daemon's threads: not batch
         for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
                                       container.packets(clip), borrow=True):
             if picture.data is None:

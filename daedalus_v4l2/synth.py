@@ -16,6 +16,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from .threads import scheduling_kept
+
 # Realtime: fastest, no look-ahead, so no hidden frames.
 VP9_REALTIME = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
 
@@ -87,7 +89,10 @@ def make_clip(path, codec="vp9", width=352, height=288, frames=30, container=Non
     path = pathlib.Path(path)
     rng = np.random.default_rng(seed=width * 100_003 + height)
     time_base = Fraction(1, fps)
-    with av.open(str(path), mode="w", format=container or container_for(path)) as output:
+    # libsvtav1 turns its caller into a SCHED_FIFO thread (when it may: as root); what
+    # decodes or times in this thread afterwards must not run real-time
+    with scheduling_kept(), \
+            av.open(str(path), mode="w", format=container or container_for(path)) as output:
         stream = output.add_stream(encoder_name(codec), rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = time_base

@@ -14,6 +14,9 @@ sends it in the order it was given:
   then ``HAS_PIXELS``, while libavcodec decodes the next request.
 * Everything else (errors, ``FLUSH_DONE``, ``PONG``), after what came before.
 
+The thread runs as SCHED_BATCH (threads.py): its wake-ups never preempt one of
+libavcodec's workers in the middle of a picture.
+
 The copy and libavcodec's decode both run without the GIL, so on two cores
 each fills the time the other leaves a core idle, and the kernel's work for a
 response (the next job, its DECODE) is off the path between two decodes.
@@ -29,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 
 from . import proto
+from .threads import schedule_as_batch
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,7 @@ class PictureWriter:
         return True
 
     def _run(self) -> None:
+        schedule_as_batch()     # its wake-ups never preempt libavcodec's workers (threads.py)
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._writes or self._stopping)
