@@ -54,9 +54,6 @@ def schedule_as_batch() -> bool:
 def batch_scheduling() -> Iterator[bool]:
     """The calling thread as SCHED_BATCH while the block runs, then as it was; yields
     whether the policy was set."""
-    if _BATCH is None:
-        yield False
-        return
     with scheduling_kept():
         yield schedule_as_batch()
 
