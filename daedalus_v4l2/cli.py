@@ -200,7 +200,7 @@ def cmd_decode(args) -> int:
         with open_decoder(args.backend, args.device, args.media,
                           daemon_options=_daemon_threads(args.threads),
                           daemon_thread=args.sim_daemon == "thread") as opened, \
-                batch_scheduling():
+                batch_scheduling(args.backend == "sim"):
             for picture in decode_through(opened.decoder, info.codec, info.width, info.height,
                                           container.packets(args.input), depth=args.depth,
                                           capture_format=capture_format_for(info.pix_fmt),

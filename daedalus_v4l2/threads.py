@@ -25,9 +25,10 @@ THREADS: dict[str, dict] = {
 }
 
 
-# The decode's bookkeeping threads run as SCHED_BATCH: the client's (and the simulated
-# kernel's calls in it) while ``decode``, ``demo`` and ``bench`` decode, and the daemon's
-# picture writer.  Linux never lets a SCHED_BATCH thread preempt a running one when it
+# The decode's bookkeeping threads run as SCHED_BATCH: the client's, with the simulated
+# kernel's calls in it, while ``decode --backend sim``, ``demo`` and ``bench`` decode, and
+# the daemon's picture writer.  (Not a ``--backend hw`` client: thin, with the kernel and
+# the daemon out of its process, and measured only on the emulator.)  Linux never lets a SCHED_BATCH thread preempt a running one when it
 # wakes (its share of the CPU is unchanged), and these threads wake several times a
 # picture: each wake-up took a core from one of libavcodec's workers in the middle of a
 # picture, and the picture waited for that worker's tile or slice.  On the development VM
@@ -51,9 +52,12 @@ def schedule_as_batch() -> bool:
 
 
 @contextlib.contextmanager
-def batch_scheduling() -> Iterator[bool]:
+def batch_scheduling(apply: bool = True) -> Iterator[bool]:
     """The calling thread as SCHED_BATCH while the block runs, then as it was; yields
-    whether the policy was set."""
+    whether the policy was set (never, unless ``apply``)."""
+    if not apply:
+        yield False
+        return
     with scheduling_kept():
         yield schedule_as_batch()
 

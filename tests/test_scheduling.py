@@ -27,6 +27,8 @@ def test_batch_scheduling_holds_for_the_block_and_restores_the_policy_after():
         with threads.batch_scheduling():
             raise RuntimeError("the block fails")
     assert policy() == start
+    with threads.batch_scheduling(apply=False) as applied:
+        assert not applied and policy() == start
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="libsvtav1 changes the policy only where it may")
@@ -119,3 +121,28 @@ def test_the_decode_command_runs_its_client_as_batch_and_libavcodec_s_caller_not
     assert seen == [os.SCHED_BATCH] * 6
     assert fed_by and set(fed_by) == {start}     # the daemon's thread
     assert policy() == start
+
+
+def test_the_decode_command_leaves_a_hw_client_s_policy_alone(monkeypatch, clip, tmp_path):
+    """Measured on the emulator only, where the client's thread runs the simulated kernel."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from daedalus_v4l2 import backends_runtime
+
+    @contextlib.contextmanager
+    def no_device(*args, **kwargs):     # no /dev/video here: the client alone is looked at
+        yield SimpleNamespace(decoder=None)
+
+    seen: list[int] = []
+
+    def through(*args, **kwargs):
+        seen.append(policy())
+        yield decode.Picture(1, 1000, b"\0" * 16)
+
+    monkeypatch.setattr(backends_runtime, "open_decoder", no_device)
+    monkeypatch.setattr(decode, "decode_through", through)
+    start = policy()
+    assert cli.main(["decode", str(clip.path), "-o", str(tmp_path / "out.yuv"), "-q",
+                     "--backend", "hw"]) == 0
+    assert seen == [start] and start != os.SCHED_BATCH
