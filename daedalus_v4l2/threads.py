@@ -28,10 +28,11 @@ THREADS: dict[str, dict] = {
 # The decode's bookkeeping threads run as SCHED_BATCH: the client's, with the simulated
 # kernel's calls in it, while ``decode --backend sim``, ``demo`` and ``bench`` decode, and
 # the daemon's picture writer.  (Not a ``--backend hw`` client: thin, with the kernel and
-# the daemon out of its process, and measured only on the emulator.)  Linux never lets a SCHED_BATCH thread preempt a running one when it
-# wakes (its share of the CPU is unchanged), and these threads wake several times a
-# picture: each wake-up took a core from one of libavcodec's workers in the middle of a
-# picture, and the picture waited for that worker's tile or slice.  On the development VM
+# the daemon out of its process, and measured only on the emulator.)  Linux never lets a
+# SCHED_BATCH thread preempt a running one when it wakes (its share of the CPU is
+# unchanged), and these threads wake several times a picture: each wake-up took a core
+# from one of libavcodec's workers in the middle of a picture, and the picture waited for
+# that worker's tile or slice.  On the development VM
 # (2 cores), interleaved rounds against bare PyAV: the sim path's CPU over bare fell by
 # 0.3-0.5 ms a picture (README, Performance).  The daemon's own thread, which waits for
 # libavcodec and feeds it the next request, keeps the normal policy.
