@@ -8,10 +8,12 @@ same way the kernel module does.
 """
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 from . import cdefs
 from .errors import ProtocolError
@@ -80,35 +82,101 @@ def align8(n: int) -> int:
 
 
 _UNSIGNED_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_SIGNED_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-def _packer(ctype: str) -> tuple[struct.Struct, tuple[str, ...]]:
-    """A struct.Struct for a struct of unsigned integers, and its field names in
-    order, built from cffi's reading of the header (no layout written here):
-    it packs and reads a message's header and control records several times
-    faster than a cffi struct does (ffi.new, then bytes of it), and those run
-    for every request."""
+def _flat_fields(ctype, offset: int, name: str, decls=None):
+    """(offset, struct code, name) of every integer and char array in a field of
+    type ``ctype`` at ``offset``, nested structs and arrays spelled out
+    (``planes[1].height``); ``decls`` is the cffi FFI that declares it (the
+    protocol header's by default)."""
+    decls = decls or ffi
+    if ctype.kind == "struct":
+        for field_name, f in ctype.fields:
+            prefix = f"{name}.{field_name}" if name else field_name
+            yield from _flat_fields(f.type, offset + f.offset, prefix, decls)
+    elif ctype.kind == "array" and ctype.item.cname == "char":
+        yield offset, f"{ctype.length}s", name
+    elif ctype.kind == "array":
+        size = decls.sizeof(ctype.item)
+        for i in range(ctype.length):
+            yield from _flat_fields(ctype.item, offset + i * size, f"{name}[{i}]", decls)
+    elif ctype.kind == "primitive" and re.fullmatch(r"u?int(8|16|32|64)_t", ctype.cname):
+        codes = _UNSIGNED_CODES if ctype.cname.startswith("u") else _SIGNED_CODES
+        yield offset, codes[decls.sizeof(ctype)], name
+    else:
+        raise TypeError(f"{name} is not an integer, a struct or an array of them: {ctype.cname}")
+
+
+def _packer(ctype: str, decls=None) -> tuple[struct.Struct, tuple[str, ...]]:
+    """A struct.Struct for a struct of integers (and char arrays, nested structs and
+    arrays of them), and its flat field names in order, built from cffi's reading
+    of the header (no layout written here): it packs and reads a message several
+    times faster than a cffi struct does (ffi.new, then bytes of it), and every
+    request and picture runs through these."""
+    decls = decls or ffi
     fmt, end, names = "=", 0, []
-    for name, f in ffi.typeof(ctype).fields:
-        if f.type.kind != "primitive" or not f.type.cname.startswith("uint"):
-            raise TypeError(f"{ctype}.{name} is not an unsigned integer: {f.type.cname}")
-        fmt += "x" * (f.offset - end) + _UNSIGNED_CODES[ffi.sizeof(f.type)]
-        end = f.offset + ffi.sizeof(f.type)
+    for offset, code, name in _flat_fields(decls.typeof(ctype), 0, "", decls):
+        fmt += "x" * (offset - end) + code
+        end = offset + struct.calcsize("=" + code)
         names.append(name)
-    fmt += "x" * (ffi.sizeof(ctype) - end)
+    fmt += "x" * (decls.sizeof(ctype) - end)
     packer = struct.Struct(fmt)
-    assert packer.size == ffi.sizeof(ctype), (ctype, fmt)
+    assert packer.size == decls.sizeof(ctype), (ctype, fmt)
     return packer, tuple(names)
+
+
+def _plane_names(field: str, count: int, members: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{field}[{i}].{m}" for i in range(count) for m in members)
 
 
 # The code below passes and reads these fields in this order: checked at import.
 _HEADER, _HEADER_FIELDS = _packer("struct dv4l2_msg_header")
 _CTRL_REC, _CTRL_REC_FIELDS = _packer("struct dv4l2_ctrl_rec")
-if _HEADER_FIELDS != ("magic", "version", "type", "flags", "payload_len", "cookie",
-                      "stream_id", "reserved") or _CTRL_REC_FIELDS != ("id", "size"):
-    raise ImportError(f"{HEADER_FILE} changed its header or control record: "
-                      f"{_HEADER_FIELDS}, {_CTRL_REC_FIELDS}; proto.py needs the same change")
+_DECODE_REQ, _DECODE_REQ_FIELDS = _packer("struct dv4l2_decode_req")
+_FRAME_RESP, _FRAME_RESP_FIELDS = _packer("struct dv4l2_frame_resp")
+_EXPECTED_FIELDS = {
+    "header": (_HEADER_FIELDS, ("magic", "version", "type", "flags", "payload_len", "cookie",
+                                "stream_id", "reserved")),
+    "control record": (_CTRL_REC_FIELDS, ("id", "size")),
+    "decode request": (_DECODE_REQ_FIELDS, (
+        "timestamp", "capture_offset", "codec", "flags", "coded_width", "coded_height",
+        "capture_fourcc", "capture_index", "capture_size", "output_index", "num_planes",
+        "ctrl_len", "bitstream_len", "reserved")
+        + _plane_names("planes", MAX_PLANES, ("offset", "bytesperline", "height", "reserved"))),
+    "frame response": (_FRAME_RESP_FIELDS, (
+        "status", "flags", "width", "height", "fourcc", "num_planes")
+        + tuple(f"plane_bytes[{i}]" for i in range(MAX_PLANES)) + ("reserved", "digest", "reason")),
+}
+for _what, (_read, _expected) in _EXPECTED_FIELDS.items():
+    if _read != _expected:
+        raise ImportError(f"{HEADER_FILE} changed its {_what}: {_read}; "
+                          "proto.py needs the same change")
 _PADDING = tuple(bytes(-n & 7) for n in range(8))   # by len % 8: the zeros to the next 8
+_NO_PLANE = (0, 0, 0, 0)
+
+
+class FrameRecord(NamedTuple):
+    """A FRAME payload's fields as they are on the wire (the kernel's write handler
+    checks the ones :func:`parse` does not: ``reserved``, the unused plane counts,
+    the reason's NUL)."""
+    status: int
+    flags: int
+    width: int
+    height: int
+    fourcc: int
+    num_planes: int
+    plane_bytes: tuple[int, ...]
+    reserved: int
+    digest: int
+    reason: bytes
+
+
+def frame_record(payload: bytes | memoryview) -> FrameRecord:
+    """The fields of a FRAME payload (at least FRAME_RESP_SIZE bytes)."""
+    v = _FRAME_RESP.unpack_from(payload)
+    return FrameRecord(v[0], v[1], v[2], v[3], v[4], v[5], v[6:6 + MAX_PLANES],
+                       v[6 + MAX_PLANES], v[7 + MAX_PLANES], v[8 + MAX_PLANES])
 
 
 # --------------------------------------------------------------------------- messages
@@ -220,34 +288,26 @@ def _encode_decode(msg: DecodeRequest) -> bytes:
     if len(msg.planes) > MAX_PLANES:
         raise ProtocolError(f"{len(msg.planes)} planes, at most {MAX_PLANES}")
     ctrls = encode_controls(msg.controls)
-    req = ffi.new("struct dv4l2_decode_req *")
-    req.timestamp, req.capture_offset, req.codec, req.flags = (
-        msg.timestamp, msg.capture_offset, msg.codec, msg.flags)
-    req.coded_width, req.coded_height = msg.coded_width, msg.coded_height
-    req.capture_fourcc, req.capture_index = msg.capture_fourcc, msg.capture_index
-    req.capture_size, req.output_index = msg.capture_size, msg.output_index
-    req.num_planes, req.ctrl_len, req.bitstream_len = len(msg.planes), len(ctrls), len(msg.bitstream)
-    for i, plane in enumerate(msg.planes):
-        req.planes[i].offset = plane.offset
-        req.planes[i].bytesperline = plane.bytesperline
-        req.planes[i].height = plane.height
+    planes: list[int] = []
+    for plane in msg.planes:
+        planes += (plane.offset, plane.bytesperline, plane.height, 0)
+    planes += _NO_PLANE * (MAX_PLANES - len(msg.planes))
+    body = _DECODE_REQ.pack(
+        msg.timestamp, msg.capture_offset, msg.codec, msg.flags, msg.coded_width,
+        msg.coded_height, msg.capture_fourcc, msg.capture_index, msg.capture_size,
+        msg.output_index, len(msg.planes), len(ctrls), len(msg.bitstream), 0, *planes)
     payload_len = DECODE_REQ_SIZE + len(ctrls) + len(msg.bitstream)
     # join takes any buffer: the bitstream is copied once, into the message
     return b"".join((_header(MSG_DECODE, msg.cookie, msg.stream_id, payload_len),
-                     ffi.buffer(req), ctrls, msg.bitstream))
+                     body, ctrls, msg.bitstream))
 
 
 def _encode_frame(msg: FrameResponse) -> bytes:
-    resp = ffi.new("struct dv4l2_frame_resp *")
-    resp.status, resp.flags = msg.status, msg.flags
-    resp.width, resp.height, resp.fourcc = msg.width, msg.height, msg.fourcc
-    resp.num_planes = len(msg.plane_bytes)
-    for i, n in enumerate(msg.plane_bytes[:MAX_PLANES]):
-        resp.plane_bytes[i] = n
-    resp.digest = msg.digest
-    reason = msg.reason.encode("utf-8", "replace")[:REASON_LEN - 1]
-    ffi.memmove(resp.reason, reason, len(reason))
-    payload = bytes(ffi.buffer(resp))
+    counts = list(msg.plane_bytes[:MAX_PLANES])
+    counts += [0] * (MAX_PLANES - len(counts))
+    reason = msg.reason.encode("utf-8", "replace")[:REASON_LEN - 1]  # the rest NULs
+    payload = _FRAME_RESP.pack(msg.status, msg.flags, msg.width, msg.height, msg.fourcc,
+                               len(msg.plane_bytes), *counts, 0, msg.digest, reason)
     return _header(MSG_FRAME, msg.cookie, msg.stream_id, len(payload)) + payload
 
 
@@ -324,39 +384,36 @@ def parse_controls(blob: memoryview) -> dict[int, bytes]:
 
 
 def _parse_decode(hdr: Header, payload: memoryview) -> DecodeRequest:
-    req = ffi.from_buffer("struct dv4l2_decode_req *", payload[:DECODE_REQ_SIZE])
-    if req.num_planes == 0 or req.num_planes > MAX_PLANES:
-        raise ProtocolError(f"decode request with {req.num_planes} planes")
-    if req.ctrl_len % 8:
-        raise ProtocolError(f"control blob length {req.ctrl_len} is not 8-byte aligned")
-    if DECODE_REQ_SIZE + req.ctrl_len + req.bitstream_len != hdr.payload_len:
+    (timestamp, capture_offset, codec, flags, coded_width, coded_height, capture_fourcc,
+     capture_index, capture_size, output_index, num_planes, ctrl_len, bitstream_len, _,
+     *plane_fields) = _DECODE_REQ.unpack_from(payload)
+    if num_planes == 0 or num_planes > MAX_PLANES:
+        raise ProtocolError(f"decode request with {num_planes} planes")
+    if ctrl_len % 8:
+        raise ProtocolError(f"control blob length {ctrl_len} is not 8-byte aligned")
+    if DECODE_REQ_SIZE + ctrl_len + bitstream_len != hdr.payload_len:
         raise ProtocolError(
-            f"decode request lengths disagree: struct {DECODE_REQ_SIZE} + controls {req.ctrl_len}"
-            f" + bitstream {req.bitstream_len} != payload {hdr.payload_len}")
-    planes = [Plane(req.planes[i].offset, req.planes[i].bytesperline, req.planes[i].height)
-              for i in range(req.num_planes)]
-    ctrl_end = DECODE_REQ_SIZE + req.ctrl_len
+            f"decode request lengths disagree: struct {DECODE_REQ_SIZE} + controls {ctrl_len}"
+            f" + bitstream {bitstream_len} != payload {hdr.payload_len}")
+    planes = [Plane(*plane_fields[4 * i:4 * i + 3]) for i in range(num_planes)]
+    ctrl_end = DECODE_REQ_SIZE + ctrl_len
     controls = parse_controls(payload[DECODE_REQ_SIZE:ctrl_end])
     return DecodeRequest(
-        stream_id=hdr.stream_id, cookie=hdr.cookie, timestamp=req.timestamp, codec=req.codec,
-        coded_width=req.coded_width, coded_height=req.coded_height,
-        capture_fourcc=req.capture_fourcc, capture_index=req.capture_index,
-        capture_size=req.capture_size, output_index=req.output_index, planes=planes,
-        controls=controls, bitstream=payload[ctrl_end:], capture_offset=req.capture_offset,
-        flags=req.flags)
+        stream_id=hdr.stream_id, cookie=hdr.cookie, timestamp=timestamp, codec=codec,
+        coded_width=coded_width, coded_height=coded_height, capture_fourcc=capture_fourcc,
+        capture_index=capture_index, capture_size=capture_size, output_index=output_index,
+        planes=planes, controls=controls, bitstream=payload[ctrl_end:],
+        capture_offset=capture_offset, flags=flags)
 
 
 def _parse_frame(hdr: Header, payload: memoryview) -> FrameResponse:
-    resp = ffi.from_buffer("struct dv4l2_frame_resp *", payload)
-    if resp.num_planes > MAX_PLANES:
-        raise ProtocolError(f"frame response with {resp.num_planes} planes")
-    known = FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR
-    if resp.flags & ~known:
-        raise ProtocolError(f"unknown frame flags 0x{resp.flags:x}")
-    reason = ffi.string(resp.reason, REASON_LEN).decode("utf-8", "replace")
+    (status, flags, width, height, fourcc, num_planes, *counts, _, digest, reason) = \
+        _FRAME_RESP.unpack_from(payload)
+    if num_planes > MAX_PLANES:
+        raise ProtocolError(f"frame response with {num_planes} planes")
+    if flags & ~(FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR):
+        raise ProtocolError(f"unknown frame flags 0x{flags:x}")
     return FrameResponse(
-        stream_id=hdr.stream_id, cookie=hdr.cookie, flags=resp.flags, status=resp.status,
-        width=resp.width, height=resp.height, fourcc=resp.fourcc,
-        plane_bytes=[resp.plane_bytes[i] for i in range(resp.num_planes)],
-        digest=resp.digest, reason=reason)
-
+        stream_id=hdr.stream_id, cookie=hdr.cookie, flags=flags, status=status, width=width,
+        height=height, fourcc=fourcc, plane_bytes=counts[:num_planes], digest=digest,
+        reason=reason.partition(b"\0")[0].decode("utf-8", "replace"))

@@ -1,6 +1,9 @@
 """The wire protocol: round trips, the 4 MiB keyframe, and every malformed message rejected."""
 import errno
+import re
+import struct
 
+import cffi
 import pytest
 
 from daedalus_v4l2 import proto
@@ -89,28 +92,70 @@ def test_control_appearing_twice_is_rejected():
         proto.parse_controls(memoryview(blob))
 
 
-@pytest.mark.parametrize("ctype", ["struct dv4l2_msg_header", "struct dv4l2_ctrl_rec"])
+PACKED_STRUCTS = ["struct dv4l2_msg_header", "struct dv4l2_ctrl_rec", "struct dv4l2_decode_req",
+                  "struct dv4l2_frame_resp"]
+
+
+def _distinct_value(code: str, i: int):
+    """A value for flat field ``i`` that no other field has, in the field's type."""
+    if code.endswith("s"):
+        return bytes((i + k) % 255 + 1 for k in range(int(code[:-1]) - 1)) + b"\0"
+    bits = 8 * struct.calcsize("=" + code)
+    value = (0x0102030405060708 * (i + 1)) & ((1 << bits) - 1)
+    return value - (1 << bits) if code.islower() and value >> (bits - 1) else value
+
+
+def _set_flat(ref, name: str, value) -> None:
+    """Set ``planes[1].height`` of a cffi struct through its path."""
+    *path, last = re.split(r"\.|(?=\[)", name)
+    for part in path:
+        ref = ref[int(part[1:-1])] if part.startswith("[") else getattr(ref, part)
+    if last.startswith("["):
+        ref[int(last[1:-1])] = value
+    else:
+        setattr(ref, last, value)
+
+
+@pytest.mark.parametrize("ctype", PACKED_STRUCTS)
 def test_packed_structs_are_the_header_files_layout(ctype):
-    """The struct.Struct packers for the header and the control records are read
-    from cffi's layout: every field at its offset, in its width (distinct values,
-    so a swapped or misplaced field shows)."""
+    """The struct.Struct packers for every struct on the per-picture path are read
+    from cffi's layout: every field, nested ones and array items too, at its
+    offset, in its width and signedness (distinct values, so a swapped or
+    misplaced field shows)."""
     packer, names = proto._packer(ctype)
+    flat = list(proto._flat_fields(proto.ffi.typeof(ctype), 0, ""))
+    assert names == tuple(name for _, _, name in flat)
     ref = proto.ffi.new(ctype + " *")
-    values = []
-    for i, (name, f) in enumerate(proto.ffi.typeof(ctype).fields):
-        value = (0x0102030405060708 * (i + 1)) & ((1 << (8 * proto.ffi.sizeof(f.type))) - 1)
-        setattr(ref, name, value)
-        values.append(value)
-    assert names == tuple(name for name, _ in proto.ffi.typeof(ctype).fields)
+    values = [_distinct_value(code, i) for i, (_, code, _) in enumerate(flat)]
+    for (_, _, name), value in zip(flat, values):
+        _set_flat(ref, name, value)
     assert packer.pack(*values) == bytes(proto.ffi.buffer(ref))
     assert packer.unpack(bytes(proto.ffi.buffer(ref))) == tuple(values)
 
 
-def test_a_struct_with_other_than_unsigned_integers_gets_no_packer():
-    with pytest.raises(TypeError, match="status is not an unsigned integer"):
-        proto._packer("struct dv4l2_frame_resp")
-    with pytest.raises(TypeError, match="planes is not an unsigned integer"):
-        proto._packer("struct dv4l2_decode_req")
+def test_every_field_of_the_decode_request_is_read_back():
+    """A request whose every field differs from every other round-trips: no field
+    of the struct is dropped or read from a neighbour."""
+    msg = decode_request(timestamp=(1 << 63) + 5, capture_offset=(1 << 40) + 4096, codec=3,
+                         flags=0xF, coded_width=1920, coded_height=1088, capture_fourcc=0x30313050,
+                         capture_index=7, capture_size=6266880, output_index=5,
+                         planes=[proto.Plane(1, 2, 3), proto.Plane(4, 5, 6), proto.Plane(7, 8, 9)])
+    assert proto.parse(proto.encode(msg)) == msg
+
+
+def test_frame_record_reads_what_parse_leaves_out():
+    resp = proto.FrameResponse(3, 41, proto.FRAME_HAS_PIXELS, status=-5, width=1, height=2,
+                               fourcc=3, plane_bytes=[4, 5], digest=(1 << 64) - 1, reason="why")
+    record = proto.frame_record(memoryview(proto.encode(resp))[proto.HEADER_SIZE:])
+    assert record == (-5, proto.FRAME_HAS_PIXELS, 1, 2, 3, 2, (4, 5, 0), 0, (1 << 64) - 1,
+                      b"why".ljust(proto.REASON_LEN, b"\0"))
+
+
+def test_a_struct_with_other_than_integers_gets_no_packer():
+    other = cffi.FFI()
+    other.cdef("struct odd { uint32_t id; float gain; };")
+    with pytest.raises(TypeError, match="gain is not an integer"):
+        proto._packer("struct odd", other)
 
 
 class ListTransport(Transport):

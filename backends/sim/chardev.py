@@ -163,8 +163,7 @@ def _msg_name(msg) -> str:
 
 def _check_frame(data: bytes) -> None:
     """dv_check_frame: what proto.parse does not look at."""
-    # typed from_buffer keeps the slice alive (a cast of a temporary did not)
-    r = proto.ffi.from_buffer("struct dv4l2_frame_resp *", data[proto.HEADER_SIZE:])
+    r = proto.frame_record(memoryview(data)[proto.HEADER_SIZE:])
     if not r.flags or r.flags & ~_FRAME_FLAGS:
         raise ProtocolError(f"FRAME flags 0x{r.flags:x}")
     if r.status > 0 or r.status < -MAX_ERRNO:
@@ -173,9 +172,9 @@ def _check_frame(data: bytes) -> None:
         raise ProtocolError(f"FRAME num_planes {r.num_planes} reserved 0x{r.reserved:x}")
     if r.flags & proto.FRAME_HAS_PIXELS and r.num_planes < 1:
         raise ProtocolError("FRAME with pixels but no plane")
-    if any(r.plane_bytes[i] for i in range(r.num_planes, proto.MAX_PLANES)):
+    if any(r.plane_bytes[r.num_planes:]):
         raise ProtocolError("FRAME plane_bytes past num_planes")
-    if b"\0" not in bytes(proto.ffi.buffer(r.reason)):
+    if b"\0" not in r.reason:
         raise ProtocolError("FRAME reason not NUL-terminated")
 
 
