@@ -174,9 +174,10 @@ class FrameRecord(NamedTuple):
 
 def frame_record(payload: bytes | memoryview) -> FrameRecord:
     """The fields of a FRAME payload (at least FRAME_RESP_SIZE bytes)."""
-    v = _FRAME_RESP.unpack_from(payload)
-    return FrameRecord(v[0], v[1], v[2], v[3], v[4], v[5], v[6:6 + MAX_PLANES],
-                       v[6 + MAX_PLANES], v[7 + MAX_PLANES], v[8 + MAX_PLANES])
+    status, flags, width, height, fourcc, num_planes, *counts, reserved, digest, reason = \
+        _FRAME_RESP.unpack_from(payload)
+    return FrameRecord(status, flags, width, height, fourcc, num_planes, tuple(counts),
+                       reserved, digest, reason)
 
 
 # --------------------------------------------------------------------------- messages
