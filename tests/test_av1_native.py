@@ -276,6 +276,93 @@ def test_a_bad_temporal_unit_leaves_the_native_state_alone(clips):
              if not u.header.show_existing_frame]
 
 
+# --------------------------------------------------------------------------- the C walk
+
+def _walker() -> av1.Av1Parser:
+    """The client's parser with the OBU walk in Python (its headers still C's):
+    what the C walk (av1_native.UnitReader) is held to."""
+    parser = av1.Av1Parser(native=True)
+    parser._unit_reader = None
+    return parser
+
+
+def _read(parser: av1.Av1Parser, packet: bytes):
+    """What a temporal unit gives, header bytes and all, or the error it raises."""
+    ffi = av1_native.ffi
+    try:
+        units = parser.temporal_unit(packet)
+    except BitstreamError as exc:
+        return str(exc)
+    return [(bytes(ffi.buffer(u.header)), u.data, u.tiles, u.temporal_id, u.spatial_id,
+             u.sequence) for u in units]
+
+
+def _slots(parser: av1.Av1Parser) -> bytes:
+    return bytes(av1_native.ffi.buffer(parser._state.native.slots))
+
+
+def _count_c_reads(parser: av1.Av1Parser) -> list[int]:
+    """[units the C walk read, units it left to the Python walk]"""
+    counts, read = [0, 0], parser._unit_reader.read
+
+    def counted(*args):
+        frames = read(*args)
+        counts[frames is None] += 1
+        return frames
+    parser._unit_reader.read = counted
+    return counts
+
+
+def test_the_c_walk_reads_every_unit_as_the_python_walk(clips):
+    """Every temporal unit of the six clips (tiles, hidden frames, show-existing
+    frames, film grain, 10-bit; SVT-AV1, rav1e, libaom): the same frames, OBUs,
+    tiles and headers, and the same slots after it.  Only a unit that brings a
+    sequence header other than the one in force goes the Python way."""
+    for name, path in clips.items():
+        fast, walk = av1.Av1Parser(native=True), _walker()
+        counts = _count_c_reads(fast)
+        sequences, current = 0, None
+        for packet in container.packets(path):
+            packet = bytes(packet)
+            for obu in av1_obu.split_obus(packet):
+                payload = packet[obu.payload_start:obu.end]
+                if obu.type == av1_obu.OBU_SEQUENCE_HEADER and payload != current:
+                    sequences, current = sequences + 1, payload
+            got, want = _read(fast, packet), _read(walk, packet)
+            assert got == want, name
+            assert _slots(fast) == _slots(walk), name
+        assert counts[1] <= sequences and counts[0] >= frames_in(name) // 2, (name, counts)
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_unit_reads_or_fails_alike_in_the_c_walk(real_packets, data):
+    """Bytes overwritten anywhere in a real unit, or the unit cut short: the C walk
+    reads what the Python walk reads, or leaves it to it, which fails with its own
+    message; either way the next unit reads against the same state."""
+    start = data.draw(st.integers(0, len(real_packets) - 3))
+    fast, walk = av1.Av1Parser(native=True), _walker()
+    packets = real_packets[start:start + 3]
+    # a clip's first unit carries its sequence header; a later one may not
+    first = next(p for p in real_packets[:start + 1][::-1]
+                 if any(o.type == av1_obu.OBU_SEQUENCE_HEADER for o in av1_obu.split_obus(p)))
+    for parser in (fast, walk):
+        try:
+            parser.temporal_unit(first)
+        except BitstreamError:
+            pass
+    packet = bytearray(packets[0])
+    if data.draw(st.booleans()):
+        for _ in range(data.draw(st.integers(1, 4))):
+            packet[data.draw(st.integers(0, len(packet) - 1))] = data.draw(st.integers(0, 255))
+    else:
+        packet = packet[:data.draw(st.integers(0, len(packet)))]
+    for unit in (bytes(packet), *packets[1:]):
+        assert _read(fast, unit) == _read(walk, unit)
+        assert _slots(fast) == _slots(walk)
+
+
 @pytest.fixture(scope="module")
 def real_packets(clips):
     return [bytes(p) for path in clips.values() for p in container.packets(path)]
@@ -317,8 +404,9 @@ def test_random_bytes_never_crash_and_fail_alike(native, payload):
 
 # Reads records (a kind byte, a little-endian u32 length, the bytes): R resets the
 # state, S is a sequence header, F a frame header, read against the slots and, when
-# it reads, folded into them.  Each record in a buffer of exactly its size, so that
-# AddressSanitizer sees any read past it.
+# it reads, folded into them, U a whole temporal unit for the C walk, against the
+# last S.  Each record in a buffer of exactly its size, so that AddressSanitizer
+# sees any read past it.
 _ASAN_HARNESS = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,9 +420,14 @@ int main(int argc, char **argv)
     dv_av1_sequence seq;
     dv_av1_slot slots[8];
     dv_av1_frame_header h;
+    static dv_av1_frame_header headers[16];
+    static dv_av1_unit_frame frames[16];
+    static dv_av1_unit_tile tiles[1024];
+    unsigned char *seq_payload = NULL;
+    uint32_t seq_len = 0;
     char err[256];
     unsigned char head[5];
-    long records = 0, read_ok = 0;
+    long records = 0, read_ok = 0, units_ok = 0;
 
     if (!f)
         return 2;
@@ -349,8 +442,21 @@ int main(int argc, char **argv)
         if (head[0] == 'R') {
             memset(&seq, 0, sizeof(seq));
             memset(slots, 0, sizeof(slots));
+            free(seq_payload);
+            seq_payload = NULL;
         } else if (head[0] == 'S') {
-            dv_av1_parse_sequence(buf, len, &seq, err, sizeof(err));
+            if (dv_av1_parse_sequence(buf, len, &seq, err, sizeof(err)) == 0) {
+                free(seq_payload);
+                seq_payload = malloc(len ? len : 1);
+                memcpy(seq_payload, buf, len);
+                seq_len = len;
+            }
+        } else if (head[0] == 'U') {
+            unsigned char *out = malloc(len ? len : 1);
+
+            units_ok += dv_av1_temporal_unit(buf, len, seq_payload, seq_len, &seq, slots,
+                                             headers, frames, 16, tiles, 1024, out, len) >= 0;
+            free(out);
         } else if (dv_av1_parse_frame_header(buf, len, &seq, slots, 0, 0, &h, err,
                                              sizeof(err)) == 0) {
             dv_av1_update_slots(slots, &h);
@@ -359,7 +465,7 @@ int main(int argc, char **argv)
         records++;
         free(buf);
     }
-    printf("%ld %ld\n", records, read_ok);
+    printf("%ld %ld %ld\n", records, read_ok, units_ok);
     return 0;
 }
 """
@@ -379,6 +485,9 @@ def _header_records(path) -> list[tuple[bytes, bytes]]:
                 out.append((b"S", payload))
             elif obu.type in (av1_obu.OBU_FRAME, av1_obu.OBU_FRAME_HEADER):
                 out.append((b"F", payload[:256]))  # the header is in front; tiles do not matter
+        # and the unit again, whole, for the C walk (whose headers read against the
+        # slots the F records just moved on: some fail, all stay in bounds)
+        out.append((b"U", data))
     return out
 
 
@@ -394,8 +503,9 @@ def _mutated_corpus(streams, cases: int, seed: int) -> bytes:
         for kind, data in records[start:start + rng.randint(1, 40)]:
             data, r = bytearray(data), rng.random()
             if r < 0.4 and data:
+                reach = len(data) if kind == b"U" else min(len(data), 48)
                 for _ in range(rng.randint(1, 4)):
-                    data[rng.randrange(min(len(data), 48))] = rng.randrange(256)
+                    data[rng.randrange(reach)] = rng.randrange(256)
             elif r < 0.6:
                 data = data[:rng.randrange(len(data) + 1)]
             elif r < 0.7:
@@ -406,10 +516,10 @@ def _mutated_corpus(streams, cases: int, seed: int) -> bytes:
 
 def test_the_c_reader_stays_in_bounds_under_address_sanitizer(clips, tmp_path):
     """The C reader built alone with ASan and UBSan (any error aborts), over 2,000
-    runs of mutated real headers from the six clips: no read out of bounds, no
-    undefined behaviour, and over 5,000 frame headers still read (the mutations
-    reach the deep paths).  Without the reader's bounds check it fails (ASan:
-    heap-buffer-overflow in f())."""
+    runs of mutated real headers and temporal units from the six clips: no read out
+    of bounds, no undefined behaviour, and over 5,000 frame headers and 3,000 units
+    still read (the mutations reach the deep paths).  Without the reader's bounds
+    check it fails (ASan: heap-buffer-overflow in f())."""
     import daedalus_v4l2
     native_dir = pathlib.Path(daedalus_v4l2.__file__).parent / "native"
     (tmp_path / "harness.c").write_text(_ASAN_HARNESS)
@@ -423,5 +533,5 @@ def test_the_c_reader_stays_in_bounds_under_address_sanitizer(clips, tmp_path):
                          env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
                               "UBSAN_OPTIONS": "print_stacktrace=1"}, timeout=300)
     assert run.returncode == 0, run.stderr[-4000:]
-    records, read_ok = map(int, run.stdout.split())
-    assert records > 20000 and read_ok > 5000, run.stdout
+    records, read_ok, units_ok = map(int, run.stdout.split())
+    assert records > 20000 and read_ok > 5000 and units_ok > 3000, run.stdout

@@ -92,6 +92,8 @@ class Av1Parser:
     def __init__(self, native: bool = False) -> None:
         self.native = native
         self._state = self._new_state()
+        # the units of a stream in one C call each; the rest walked here
+        self._unit_reader = av1_native.UnitReader() if native else None
 
     def _new_state(self) -> _ParserState:
         return _ParserState(native=av1_native.NativeState() if self.native else None)
@@ -108,15 +110,33 @@ class Av1Parser:
 
     def temporal_unit(self, data: bytes) -> list[FrameUnit]:
         """The frames of one temporal unit (a container packet), in decode order."""
+        data = bytes(data)
+        if self._unit_reader is not None:
+            units = self._read_in_c(data)
+            if units is not None:
+                return units
         state = self._state.copy()
         try:
-            units = _TemporalUnitReader(bytes(data), state).read()
+            units = _TemporalUnitReader(data, state).read()
         except (IndexError, ValueError, ZeroDivisionError) as exc:
             if isinstance(exc, BitstreamError):
                 raise
             raise BitstreamError(f"malformed AV1 temporal unit: {exc}") from exc
         self._state = state
         return units
+
+    def _read_in_c(self, data: bytes) -> list[FrameUnit] | None:
+        """The unit read by the C walk, or None when it is the Python walk's
+        (av1_native.UnitReader): the state is then as it was."""
+        state = self._state
+        if state.sequence is None:
+            return None
+        frames = self._unit_reader.read(data, state.native, state.sequence_payload)
+        if frames is None:
+            return None
+        return [FrameUnit(header, state.sequence, obus, [Tile(*tile) for tile in tiles],
+                          temporal_id, spatial_id)
+                for header, obus, tiles, temporal_id, spatial_id in frames]
 
 
 @dataclass

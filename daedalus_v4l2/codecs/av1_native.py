@@ -16,6 +16,8 @@ the names of :class:`~daedalus_v4l2.codecs.av1_syntax.FrameHeader`'s, flattened
 """
 from __future__ import annotations
 
+import struct
+
 from ..errors import BitstreamError
 from ..v4l2.uapi import ffi as uapi_ffi  # the controls' layouts, as the rest of the client uses
 from . import native_lib
@@ -64,6 +66,55 @@ class NativeState:
 
     def _message(self) -> str:
         return native_lib.message(ffi, self._error)
+
+
+class UnitReader:
+    """A temporal unit's OBU walk in one C call (``dv_av1_temporal_unit``): the
+    frames of the units a stream is made of, read against a :class:`NativeState`,
+    which it updates.  :meth:`read` gives None, having changed nothing, for a
+    unit it leaves to the Python walk (codecs/av1.py): a new sequence header,
+    OBU extension headers, more frames or tiles than its arrays hold, and any
+    error, which the Python walk then reports as it always has."""
+
+    MAX_FRAMES = 16     # a temporal unit: hidden frames, then the shown one
+    MAX_TILES = 1024    # over all its frames (1080p SVT-AV1: 8 a frame)
+
+    def __init__(self) -> None:
+        self._headers = ffi.new("dv_av1_frame_header[]", self.MAX_FRAMES)
+        self._frames = ffi.new("dv_av1_unit_frame[]", self.MAX_FRAMES)
+        self._tiles = ffi.new("dv_av1_unit_tile[]", self.MAX_TILES)
+        self._out = bytearray(0)
+        self._out_buffer = ffi.from_buffer(self._out)
+
+    def read(self, data: bytes, state: NativeState, sequence_payload: bytes):
+        """[(header, the frame's OBUs, [(offset, size, row, col) of each tile],
+        temporal_id, spatial_id)] of each frame, or None (see the class)."""
+        if len(self._out) < len(data):
+            self._out = bytearray(max(len(data), 2 * len(self._out)))
+            self._out_buffer = ffi.from_buffer(self._out)
+        count = lib.dv_av1_temporal_unit(
+            data, len(data), sequence_payload or ffi.NULL, len(sequence_payload),
+            state.sequence, state.slots, self._headers, self._frames, self.MAX_FRAMES,
+            self._tiles, self.MAX_TILES, self._out_buffer, len(self._out))
+        if count < 0:
+            return None
+        frames = []
+        for i in range(count):
+            frame = self._frames[i]
+            header = ffi.new("dv_av1_frame_header *")
+            ffi.memmove(header, self._headers + i, _HEADER_SIZE)
+            start = frame.data_offset
+            tiles = ffi.buffer(self._tiles + frame.first_tile, _TILE_SIZE * frame.tile_count)
+            frames.append((header, bytes(self._out[start:start + frame.data_size]),
+                           list(_TILE.iter_unpack(tiles)), frame.temporal_id, frame.spatial_id))
+        return frames
+
+
+_HEADER_SIZE = ffi.sizeof("dv_av1_frame_header")
+_TILE_SIZE = ffi.sizeof("dv_av1_unit_tile")
+_TILE = struct.Struct("=4I")    # dv_av1_unit_tile: offset, size, row, col
+if _TILE.size != _TILE_SIZE:
+    raise ImportError("dv_av1_unit_tile is not four uint32_t: av1_headers.h changed")
 
 
 def frame_control(header, reference_ts) -> bytes:

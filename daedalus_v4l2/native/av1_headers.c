@@ -1351,3 +1351,247 @@ void dv_av1_update_slots(dv_av1_slot *slots, const dv_av1_frame_header *h)
         if (h->refresh_frame_flags >> i & 1)
             slots[i] = saved;
 }
+
+/* ------------------------------------------------------------------ temporal units */
+
+/* The walk codecs/av1.py's _TemporalUnitReader does over a temporal unit's OBUs,
+ * in one call for the units a stream is made of: a client pays this per request.
+ * It returns -1, having changed nothing, for whatever it leaves to the Python
+ * walk: a sequence header other than the one in force, an OBU extension header
+ * (operating points), anything malformed (the Python walk then says what), more
+ * frames or tiles than the caller's arrays hold.  So its errors are the Python
+ * walk's by construction, and only what it reads has to match (the tests). */
+
+enum { OBU_SEQUENCE_HEADER = 1, OBU_TEMPORAL_DELIMITER = 2, OBU_FRAME_HEADER = 3,
+       OBU_TILE_GROUP = 4, OBU_FRAME = 6 };
+
+typedef struct {
+    int type, temporal_id, spatial_id, has_extension;
+    size_t start, payload, size;
+} obu_t;
+
+/* obu_header() and obu_size (spec 5.3), as av1_obu._read_obu */
+static int read_obu(const uint8_t *data, size_t len, size_t start, obu_t *o)
+{
+    uint8_t h = data[start];
+    size_t pos = start + 1;
+    uint64_t size = 0;
+    int i;
+
+    if (h & 0x80)
+        return -1;
+    o->type = (h >> 3) & 0xF;
+    o->has_extension = !!(h & 0x04);
+    o->temporal_id = o->spatial_id = 0;
+    if (o->has_extension) {
+        if (pos >= len)
+            return -1;
+        o->temporal_id = data[pos] >> 5;
+        o->spatial_id = (data[pos] >> 3) & 0x3;
+        pos++;
+    }
+    if (h & 0x02) {
+        for (i = 0;; i++) {     /* leb128(): at most 8 bytes, a value of 32 bits */
+            if (i == 8 || pos >= len)
+                return -1;
+            size |= (uint64_t)(data[pos] & 0x7F) << (7 * i);
+            if (!(data[pos++] & 0x80))
+                break;
+        }
+        if (size > 0xFFFFFFFFu)
+            return -1;
+    } else {
+        size = len - pos;
+    }
+    if (size > len - pos)
+        return -1;
+    o->start = start;
+    o->payload = pos;
+    o->size = (size_t)size;
+    return 0;
+}
+
+typedef struct {
+    const dv_av1_sequence *seq;
+    dv_av1_slot work[NUM_REF_FRAMES];   /* the slots as the unit's frames leave them */
+    dv_av1_frame_header *headers;
+    dv_av1_unit_frame *frames;
+    int max_frames, nframes;            /* frames finished; a pending one is frames[nframes] */
+    int pending, next_tile;
+    dv_av1_unit_tile *tiles;
+    int max_tiles, ntiles;
+    unsigned char *out;
+    size_t out_size, used;
+} unit_t;
+
+static int append_obu(unit_t *u, const uint8_t *data, const obu_t *o)
+{
+    size_t n = o->payload + o->size - o->start;
+
+    if (n > u->out_size - u->used)
+        return -1;
+    memcpy(u->out + u->used, data + o->start, n);
+    u->used += n;
+    u->frames[u->nframes].data_size += n;
+    return 0;
+}
+
+/* A frame (or frame header) OBU starts frames[nframes]: its header read against
+ * the slots as this unit's earlier frames left them. */
+static int begin_frame(unit_t *u, const uint8_t *data, const obu_t *o)
+{
+    dv_av1_unit_frame *fr;
+    char scratch[1];
+
+    if (u->nframes >= u->max_frames)
+        return -1;
+    if (dv_av1_parse_frame_header(data + o->payload, o->size, u->seq, u->work, o->temporal_id,
+                                  o->spatial_id, &u->headers[u->nframes], scratch, 0))
+        return -1;
+    fr = &u->frames[u->nframes];
+    fr->data_offset = u->used;
+    fr->data_size = 0;
+    fr->first_tile = u->ntiles;
+    fr->tile_count = 0;
+    fr->temporal_id = o->temporal_id;
+    fr->spatial_id = o->spatial_id;
+    return append_obu(u, data, o);
+}
+
+static void finish_frame(unit_t *u)
+{
+    dv_av1_update_slots(u->work, &u->headers[u->nframes]);
+    u->nframes++;
+    u->pending = 0;
+    u->next_tile = 0;
+}
+
+/* tile_group_obu() (spec 5.11.1), as av1.py's _tile_group: each tile's place
+ * relative to the frame's bytes (base: where p is in them); the frame ends
+ * with its last tile. */
+static int tile_group(unit_t *u, const uint8_t *p, size_t len, size_t base)
+{
+    const dv_av1_frame_header *h = &u->headers[u->nframes];
+    dv_av1_unit_frame *fr = &u->frames[u->nframes];
+    bits_t b = {p, len * 8, 0, 0, NULL, 0};
+    int num = h->tile_cols * h->tile_rows, tbits = h->tile_cols_log2 + h->tile_rows_log2;
+    int start = 0, end = num - 1, t, i;
+    size_t pos, size;
+
+    if (num > 1 && f(&b, 1, "tile_start_and_end_present_flag")) {
+        start = (int)f(&b, tbits, "tg_start");
+        end = (int)f(&b, tbits, "tg_end");
+    }
+    if (b.failed || start != u->next_tile || end < start || end >= num)
+        return -1;
+    pos = (b.pos + 7) >> 3;
+    for (t = start; t <= end; t++) {
+        if (t == end) {
+            if (pos >= len)
+                return -1;
+            size = len - pos;
+        } else {
+            if ((size_t)h->tile_size_bytes > len - pos)
+                return -1;
+            for (size = 0, i = h->tile_size_bytes - 1; i >= 0; i--)
+                size = size << 8 | p[pos + i];
+            size += 1;
+            pos += h->tile_size_bytes;
+            if (size > len - pos)
+                return -1;
+        }
+        if (u->ntiles >= u->max_tiles)
+            return -1;
+        u->tiles[u->ntiles].offset = (uint32_t)(base + pos);
+        u->tiles[u->ntiles].size = (uint32_t)size;
+        u->tiles[u->ntiles].row = (uint32_t)(t / h->tile_cols);
+        u->tiles[u->ntiles].col = (uint32_t)(t % h->tile_cols);
+        u->ntiles++;
+        fr->tile_count++;
+        pos += size;
+    }
+    u->next_tile = end + 1;
+    if (end == num - 1)
+        finish_frame(u);
+    return 0;
+}
+
+static int unit_obu(unit_t *u, const uint8_t *data, const obu_t *o,
+                    const unsigned char *seq_payload, size_t seq_len)
+{
+    const dv_av1_frame_header *h;
+    size_t header_bytes, base;
+
+    switch (o->type) {
+    case OBU_SEQUENCE_HEADER:       /* the one in force, repeated; any other: Python */
+        return (seq_payload != NULL && o->size == seq_len &&
+                !memcmp(data + o->payload, seq_payload, seq_len)) ? 0 : -1;
+    case OBU_TEMPORAL_DELIMITER:
+        return u->pending ? -1 : 0;
+    case OBU_FRAME_HEADER:
+        if (u->pending)             /* frame_header_copy() of the frame in progress */
+            return 0;
+        if (begin_frame(u, data, o))
+            return -1;
+        if (u->headers[u->nframes].show_existing_frame)
+            finish_frame(u);
+        else
+            u->pending = 1;
+        return 0;
+    case OBU_FRAME:
+        if (u->pending || begin_frame(u, data, o))
+            return -1;
+        h = &u->headers[u->nframes];
+        header_bytes = (size_t)(h->header_bits + 7) >> 3;
+        if (h->show_existing_frame || header_bytes > o->size)
+            return -1;
+        u->pending = 1;
+        base = o->payload - o->start + header_bytes;
+        return tile_group(u, data + o->payload + header_bytes, o->size - header_bytes, base);
+    case OBU_TILE_GROUP:
+        if (!u->pending)
+            return -1;
+        base = u->frames[u->nframes].data_size + o->payload - o->start;
+        if (append_obu(u, data, o))
+            return -1;
+        return tile_group(u, data + o->payload, o->size, base);
+    default:                        /* metadata, padding, redundant headers, ... */
+        return 0;
+    }
+}
+
+int dv_av1_temporal_unit(const unsigned char *data, size_t len,
+                         const unsigned char *seq_payload, size_t seq_len,
+                         const dv_av1_sequence *seq, dv_av1_slot *slots,
+                         dv_av1_frame_header *headers, dv_av1_unit_frame *frames, int max_frames,
+                         dv_av1_unit_tile *tiles, int max_tiles,
+                         unsigned char *out, size_t out_size)
+{
+    unit_t u;
+    size_t pos = 0;
+    obu_t o;
+
+    if (seq_payload == NULL)        /* no sequence header yet: the Python walk refuses */
+        return -1;
+    memset(&u, 0, sizeof(u));
+    u.seq = seq;
+    memcpy(u.work, slots, sizeof(u.work));
+    u.headers = headers;
+    u.frames = frames;
+    u.max_frames = max_frames;
+    u.tiles = tiles;
+    u.max_tiles = max_tiles;
+    u.out = out;
+    u.out_size = out_size;
+    while (pos < len) {
+        if (read_obu(data, len, pos, &o) || o.has_extension)
+            return -1;
+        pos = o.payload + o.size;
+        if (unit_obu(&u, data, &o, seq_payload, seq_len))
+            return -1;
+    }
+    if (u.pending)
+        return -1;
+    memcpy(slots, u.work, sizeof(u.work));
+    return u.nframes;
+}

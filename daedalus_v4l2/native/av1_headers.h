@@ -240,3 +240,34 @@ int dv_av1_parse_frame_header(const unsigned char *payload, size_t len,
                               char *err, size_t errlen);
 /* The reference frame update process (spec 7.20) for a frame just read. */
 void dv_av1_update_slots(dv_av1_slot *slots, const dv_av1_frame_header *h);
+
+/* One frame of a temporal unit read by dv_av1_temporal_unit: its OBUs, copied
+ * into the caller's buffer at data_offset, and its tiles, tiles[first_tile]
+ * onwards (offsets in the frame's bytes). */
+typedef struct {
+    size_t data_offset;
+    size_t data_size;
+    int first_tile;
+    int tile_count;
+    int temporal_id;
+    int spatial_id;
+} dv_av1_unit_frame;
+
+typedef struct {
+    uint32_t offset;
+    uint32_t size;
+    uint32_t row;
+    uint32_t col;
+} dv_av1_unit_tile;
+
+/* The frames of a temporal unit (codecs/av1.py's walk over its OBUs), read against
+ * the sequence header in force (seq_payload: its OBU's payload) and the slots,
+ * which it updates: how many frames, or -1 with nothing changed for a unit to read
+ * the Python way (a new sequence header, OBU extensions, an error, full arrays).
+ * out must hold len bytes. */
+int dv_av1_temporal_unit(const unsigned char *data, size_t len,
+                         const unsigned char *seq_payload, size_t seq_len,
+                         const dv_av1_sequence *seq, dv_av1_slot *slots,
+                         dv_av1_frame_header *headers, dv_av1_unit_frame *frames, int max_frames,
+                         dv_av1_unit_tile *tiles, int max_tiles,
+                         unsigned char *out, size_t out_size);
