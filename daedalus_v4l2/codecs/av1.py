@@ -21,8 +21,10 @@ requests, one per coded frame:
 
 ``Av1Parser(native=True)``, what the client uses, reads the frame headers and
 keeps the slots in C (:mod:`~daedalus_v4l2.codecs.av1_native`): its units'
-headers are ``dv_av1_frame_header *``, the same fields flattened.  The Python
-readers are the default, and the oracle the C is tested against.
+headers are ``dv_av1_frame_header *``, the same fields flattened, and the walk
+over a unit's OBUs is one C call too, except for the units it leaves to the
+walk here (a new sequence header, anything malformed).  The Python readers are
+the default, and the oracle the C is tested against.
 
 :mod:`~daedalus_v4l2.codecs.av1_controls` turns the headers into the V4L2
 control structs.  Every malformed input raises

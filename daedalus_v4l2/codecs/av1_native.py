@@ -1,5 +1,6 @@
-"""The AV1 client's per-frame header work in C (``native/av1_headers.c``,
-``native/av1_controls.c``, built into :mod:`daedalus_v4l2._native`).
+"""The AV1 client's per-frame work in C (``native/av1_headers.c``,
+``native/av1_controls.c``, built into :mod:`daedalus_v4l2._native`): the walk
+over a temporal unit's OBUs (:class:`UnitReader`), the headers, the controls.
 
 A 1080p AV1 stream asks for one frame header, one reference update and one
 frame control a request.  In Python (:mod:`~daedalus_v4l2.codecs.av1_syntax`,
@@ -103,10 +104,10 @@ class UnitReader:
             frame = self._frames[i]
             header = ffi.new("dv_av1_frame_header *")
             ffi.memmove(header, self._headers + i, _HEADER_SIZE)
-            start = frame.data_offset
+            obus = ffi.unpack(self._out_buffer + frame.data_offset, frame.data_size)
             tiles = ffi.buffer(self._tiles + frame.first_tile, _TILE_SIZE * frame.tile_count)
-            frames.append((header, bytes(self._out[start:start + frame.data_size]),
-                           list(_TILE.iter_unpack(tiles)), frame.temporal_id, frame.spatial_id))
+            frames.append((header, obus, list(_TILE.iter_unpack(tiles)), frame.temporal_id,
+                           frame.spatial_id))
         return frames
 
 
