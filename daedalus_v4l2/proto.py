@@ -408,13 +408,13 @@ def _parse_decode(hdr: Header, payload: memoryview) -> DecodeRequest:
 
 
 def _parse_frame(hdr: Header, payload: memoryview) -> FrameResponse:
-    (status, flags, width, height, fourcc, num_planes, *counts, _, digest, reason) = \
-        _FRAME_RESP.unpack_from(payload)
-    if num_planes > MAX_PLANES:
-        raise ProtocolError(f"frame response with {num_planes} planes")
-    if flags & ~(FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR):
-        raise ProtocolError(f"unknown frame flags 0x{flags:x}")
+    r = frame_record(payload)
+    if r.num_planes > MAX_PLANES:
+        raise ProtocolError(f"frame response with {r.num_planes} planes")
+    if r.flags & ~(FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR):
+        raise ProtocolError(f"unknown frame flags 0x{r.flags:x}")
     return FrameResponse(
-        stream_id=hdr.stream_id, cookie=hdr.cookie, flags=flags, status=status, width=width,
-        height=height, fourcc=fourcc, plane_bytes=counts[:num_planes], digest=digest,
-        reason=reason.partition(b"\0")[0].decode("utf-8", "replace"))
+        stream_id=hdr.stream_id, cookie=hdr.cookie, flags=r.flags, status=r.status,
+        width=r.width, height=r.height, fourcc=r.fourcc,
+        plane_bytes=list(r.plane_bytes[:r.num_planes]), digest=r.digest,
+        reason=r.reason.partition(b"\0")[0].decode("utf-8", "replace"))

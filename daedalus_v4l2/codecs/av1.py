@@ -131,8 +131,7 @@ class Av1Parser:
         """The unit read by the C walk, or None when it is the Python walk's
         (av1_native.UnitReader): the state is then as it was."""
         state = self._state
-        if state.sequence is None:
-            return None
+        # before any sequence header the payload is b"": the C walk leaves the unit
         frames = self._unit_reader.read(data, state.native, state.sequence_payload)
         if frames is None:
             return None
