@@ -86,6 +86,7 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
                         size_t cw, size_t rows, unsigned shift, dv_fnv_state *st);
 int dv_simd(void);
 int dv_set_simd(int level);
+int dv_set_streaming(int on);
 
 void *dv_zeroed(size_t size);
 void free(void *ptr);
@@ -255,6 +256,99 @@ void dv_hash_rows(const uint8_t *src, size_t src_stride, size_t width_bytes, siz
         dv_fnv_update(st, src + y * src_stride, width_bytes);
 }
 
+/* NV12's rows go out with streaming (non-temporal) stores where the CPU has them:
+ * the CAPTURE buffer's lines are written without being fetched first, and 3 MB of
+ * them do not push libavcodec's working set out of the shared cache while the next
+ * picture decodes on the other cores.  In the decode (AMD EPYC VM, 1080p AV1 and
+ * H.264) the writer's pack_frame took 0.08-0.13 ms less a picture; alone, in a
+ * loop with warm caches, the same either way.  (P010's rows keep plain stores: see
+ * below.)  dv_set_streaming(0) turns them off (tests, benchmarks). */
+#if defined(__SSE2__)
+static int streaming = 1;
+#else
+static int streaming = 0;
+#endif
+
+/* Streaming stores on (1) or off (0), where the CPU has them; -1 only asks.
+ * Returns the setting before the call. */
+int dv_set_streaming(int on)
+{
+    int was = streaming;
+
+#if defined(__SSE2__)
+    if (on >= 0)
+        streaming = on ? 1 : 0;
+#else
+    (void)on;
+#endif
+    return was;
+}
+
+#if defined(__SSE2__)
+/* One row's bytes with streaming stores, as many 16-byte stores as fit (none
+ * unless the row starts 16-byte aligned); the caller copies the rest. */
+static size_t copy_row_stream(uint8_t *d, const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+
+    if (!streaming || ((uintptr_t)d & 15))
+        return 0;
+    for (; i + 64 <= n; i += 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(s + i + 32));
+        __m128i e = _mm_loadu_si128((const __m128i *)(s + i + 48));
+
+        _mm_stream_si128((__m128i *)(d + i), a);
+        _mm_stream_si128((__m128i *)(d + i + 16), b);
+        _mm_stream_si128((__m128i *)(d + i + 32), c);
+        _mm_stream_si128((__m128i *)(d + i + 48), e);
+    }
+    for (; i + 16 <= n; i += 16)
+        _mm_stream_si128((__m128i *)(d + i), _mm_loadu_si128((const __m128i *)(s + i)));
+    return i;
+}
+
+/* One NV12 CbCr row's samples, interleaved with streaming stores (as above). */
+static size_t interleave_row8_stream(uint8_t *d, const uint8_t *ur, const uint8_t *vr, size_t cw)
+{
+    size_t i = 0;
+
+    if (!streaming || ((uintptr_t)d & 15))
+        return 0;
+    for (; i + 16 <= cw; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(ur + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(vr + i));
+
+        _mm_stream_si128((__m128i *)(d + 2 * i), _mm_unpacklo_epi8(a, b));
+        _mm_stream_si128((__m128i *)(d + 2 * i + 16), _mm_unpackhi_epi8(a, b));
+    }
+    return i;
+}
+#else
+static size_t copy_row_stream(uint8_t *d, const uint8_t *s, size_t n)
+{
+    (void)d; (void)s; (void)n;
+    return 0;
+}
+
+static size_t interleave_row8_stream(uint8_t *d, const uint8_t *ur, const uint8_t *vr, size_t cw)
+{
+    (void)d; (void)ur; (void)vr; (void)cw;
+    return 0;
+}
+#endif
+
+/* Streaming stores are weakly ordered: fenced before the picture is reported
+ * done, so that whoever reads the buffer next sees every byte. */
+static void stores_done(void)
+{
+#if defined(__SSE2__)
+    if (streaming)
+        _mm_sfence();
+#endif
+}
+
 /* Copy rows (st may be NULL: copy only).  Hashes the source, never reads dst. */
 void dv_copy_rows(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t src_stride,
                   size_t width_bytes, size_t rows, dv_fnv_state *st)
@@ -262,16 +356,24 @@ void dv_copy_rows(uint8_t *dst, size_t dst_stride, const uint8_t *src, size_t sr
     size_t y;
 
     if (!st && dst_stride == width_bytes && src_stride == width_bytes) {
-        memcpy(dst, src, width_bytes * rows);
+        size_t done = copy_row_stream(dst, src, width_bytes * rows);
+
+        memcpy(dst + done, src + done, width_bytes * rows - done);
+        stores_done();
         return;
     }
     for (y = 0; y < rows; y++) {
         const uint8_t *s = src + y * src_stride;
+        uint8_t *d = dst + y * dst_stride;
+        size_t done = 0;
 
         if (st)
             dv_fnv_update(st, s, width_bytes);
-        memcpy(dst + y * dst_stride, s, width_bytes);
+        else
+            done = copy_row_stream(d, s, width_bytes);
+        memcpy(d + done, s + done, width_bytes - done);
     }
+    stores_done();
 }
 
 /* NV12 CbCr rows from 8-bit U and V planes of cw samples a row. */
@@ -288,11 +390,12 @@ void dv_interleave_uv8(uint8_t *dst, size_t dst_stride,
             const uint8_t *restrict ur = u + y * u_stride, *restrict vr = v + y * v_stride;
             uint8_t *restrict d = dst + y * dst_stride;
 
-            for (i = 0; i < cw; i++) {
+            for (i = interleave_row8_stream(d, ur, vr, cw); i < cw; i++) {
                 d[2 * i] = ur[i];
                 d[2 * i + 1] = vr[i];
             }
         }
+        stores_done();
         return;
     }
     for (y = 0; y < rows; y++) {
@@ -315,7 +418,8 @@ void dv_interleave_uv8(uint8_t *dst, size_t dst_stride,
 /* One row's worth of P010 vector work: each returns how many samples it did (a
  * whole number of vectors); the caller finishes the row in plain C.  Plain
  * stores: streaming ones (which skip fetching the CAPTURE lines) were faster on
- * an AMD EPYC VM but 1.4x slower on an Intel Xeon one. */
+ * an AMD EPYC VM but 1.4x slower on an Intel Xeon one, in a loop with warm
+ * caches; unlike NV12's, never measured inside a decode (no 10-bit bench clip). */
 #if defined(DV_X86_DISPATCH)
 __attribute__((target("avx2")))
 static size_t shift_row16_avx2(uint8_t *d, const uint8_t *s, size_t samples)

@@ -255,7 +255,8 @@ class StatelessPipeline:
             self._reclaim_output()
 
     def _reclaim_output(self) -> None:
-        done = self.decoder.dequeue(OUTPUT, self.timeout)
+        # a request's OUTPUT buffer comes back when it parks, long before its picture
+        done = self.decoder.dequeue(OUTPUT, self.timeout, look_first=True)
         if done is None:
             raise DeviceError(0, f"no OUTPUT buffer came back within {self.timeout} s")
         self._requests[done.index].reinit()

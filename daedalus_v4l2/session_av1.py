@@ -17,8 +17,9 @@ that every slot holds.  Two kinds of frame need more than the frame itself:
 
 * A hidden frame (``show_frame=0``): dav1d keeps it to itself, but its
   CAPTURE buffer must hold its picture.  As for VP9, a frame header OBU with
-  ``show_existing_frame`` of a slot it refreshed follows it; for a non-key
-  frame that only outputs the picture (spec 7.21: nothing is reloaded).  A
+  ``show_existing_frame`` of a slot it refreshed follows it, in the frame's own
+  packet; for a non-key frame that only outputs the picture (spec 7.21:
+  nothing is reloaded).  A
   hidden *key* frame cannot be shown that way, because showing a key frame
   again reloads it into every slot: its picture comes from a scratch
   decoder instead (a key frame needs no references, so the pixels are the
@@ -76,8 +77,7 @@ class Av1Session(DecoderSession):
         if not data:
             raise UnsupportedError("empty AV1 frame")
         packets = self._resync(frame)
-        packets.append(self._with_sequence_header(sequence, req, data))
-        packets += self._hidden_frame_picture(frame, data)
+        packets += self._with_picture(frame, self._with_sequence_header(sequence, req, data), data)
         self._update_slots(frame, req.timestamp)
         return packets
 
@@ -97,18 +97,21 @@ class Av1Session(DecoderSession):
         self._fed_sequence = sequence
         return self._sequence_obu + data
 
-    def _hidden_frame_picture(self, frame, data: bytes) -> list[bytes]:
-        """What gets a hidden frame's picture out (nothing for a shown frame)."""
+    def _with_picture(self, frame, packet: bytes, data: bytes) -> list[bytes]:
+        """The frame's packet, and for a hidden frame what gets its picture out: the
+        show-existing frame header in the same packet (one call into dav1d, not two:
+        each call is a round trip through dav1d's threads and the daemon's), or for
+        a hidden key frame a scratch decoder's packet after it."""
         if frame.flags & av1_controls.V4L2_AV1_FRAME_FLAG_SHOW_FRAME:
-            return []
+            return [packet]
         refresh = frame.refresh_frame_flags
         if not refresh:
             raise UnsupportedError("hidden AV1 frame refreshes no reference slot: "
                                    "it has no picture")
         show = av1_controls.show_existing_frame_obu(first_slot(refresh))
         if frame.frame_type == KEY_FRAME:
-            return [_HiddenKeyFramePacket(self._sequence_obu + data + show)]
-        return [show]
+            return [packet, _HiddenKeyFramePacket(self._sequence_obu + data + show)]
+        return [packet + show]
 
     def _resync(self, frame) -> list[bytes]:
         """Replay a key frame the client showed again (it refreshed every slot)."""

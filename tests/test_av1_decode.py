@@ -144,6 +144,29 @@ def test_every_request_completes_and_hidden_frames_are_requests(clips):
     assert stats.jobs == coded and stats.done == stats.jobs and stats.errors == 0
 
 
+def test_a_hidden_frame_and_its_picture_are_one_call_into_libdav1d(clips, monkeypatch):
+    """The show-existing frame header that gets a hidden frame's picture out rides in
+    the frame's own packet: one call into libdav1d a request (each call a round trip
+    through dav1d's threads and the daemon's), and the pictures stay bit-exact (above)."""
+    from daedalus_v4l2 import session
+    clip = clips["8bit-352x288.ivf"]
+    hidden = sum(not u.header.show_frame and not u.header.show_existing_frame
+                 for u in units_of(clip))
+    fed = []
+    feed = session.DecoderSession._feed
+    monkeypatch.setattr(session.DecoderSession, "_feed",
+                        lambda self, data, cookie: fed.append(bytes(data)) or feed(self, data, cookie))
+    info = container.probe(clip)
+    with open_decoder("sim") as opened:
+        pictures = list(decode_through(opened.decoder, "av1", info.width, info.height,
+                                       container.packets(clip)))
+        stats = opened.kernel.stats
+    assert hidden >= 3 and stats.errors == 0 and len(pictures) == CLIPS["8bit-352x288.ivf"][2]
+    assert len(fed) == stats.jobs
+    shows = [av1_controls.show_existing_frame_obu(slot) for slot in range(8)]
+    assert sum(any(data.endswith(show) for show in shows) for data in fed) == hidden
+
+
 @pytest.mark.parametrize("write_behind", [False, True])
 @pytest.mark.parametrize("threads", ["slice", "frame"])
 @pytest.mark.parametrize("name", ["8bit-352x288.ivf", "10bit-322x182.mp4"])

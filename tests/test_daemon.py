@@ -1,5 +1,6 @@
 """The daemon on the sim backend: sessions per stream, errors for bad bitstreams, and going on."""
 import errno
+import select
 import subprocess
 import sys
 
@@ -60,6 +61,54 @@ def test_a_rejected_bitstream_gives_error_and_the_stream_goes_on(stack, clip):
     assert all(p.data is not None for p in pictures[7:])  # inter frames after the damage decode
     assert kernel.stats.errors == 2
     assert daemon.stats.errors == 2 and daemon.stats.pictures == 10
+
+
+def test_the_pipeline_dequeues_its_output_buffers_without_polling(stack, clip, monkeypatch):
+    """A request's OUTPUT buffer comes back long before its picture: the pipeline takes
+    it with one DQBUF (the video node is non-blocking) and polls only for CAPTURE."""
+    from daedalus_v4l2.backends.sim.syscalls import SimSyscalls
+
+    kernel, _ = stack
+    polled, tried, dequeued = [], [], []
+    poll, ioctl = SimSyscalls.poll, SimSyscalls.ioctl
+
+    def counting_poll(self, fds, timeout):
+        polled.extend(events for _, events in fds)
+        return poll(self, fds, timeout)
+
+    def counting_ioctl(self, fd, request, arg=None):
+        if request == uapi.VIDIOC_DQBUF:
+            tried.append(arg.type)
+        result = ioctl(self, fd, request, arg)      # EAGAIN raises: not dequeued
+        if request == uapi.VIDIOC_DQBUF:
+            dequeued.append(arg.type)
+        return result
+
+    monkeypatch.setattr(SimSyscalls, "poll", counting_poll)
+    monkeypatch.setattr(SimSyscalls, "ioctl", counting_ioctl)
+    pictures = run(kernel, clip, Vp9Client())
+    assert len(pictures) == 12 and all(p.data is not None for p in pictures)
+    output = uapi.V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE
+    assert tried.count(output) == dequeued.count(output) >= 12 - 4  # all but the last 4 reused
+    assert polled and not any(events & select.POLLOUT for events in polled)
+
+
+def test_looking_first_for_a_buffer_that_is_not_done_waits_no_longer_than_asked(stack, clip):
+    """The first DQBUF must not block (the video node is open O_NONBLOCK): nothing is
+    queued here, so a blocking one would wait for ever (the sim: SimDeadlock)."""
+    from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT
+
+    kernel, _ = stack
+    info = container.probe(clip)
+    decoder = open_client(kernel)
+    pipeline = StatelessPipeline(decoder, Vp9Client(), info.width, info.height)
+    try:
+        for buf_type in (OUTPUT, CAPTURE):
+            assert decoder.dequeue(buf_type, 0.01, look_first=True) is None
+            assert decoder.dequeue(buf_type, 0) is None
+    finally:
+        pipeline.close()
+        decoder.close()
 
 
 def test_sessions_open_per_context_and_close_with_it(stack, clip):

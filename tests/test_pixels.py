@@ -6,6 +6,7 @@ rawvideo output; frames are generated, clips are encoded by the tests.
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import subprocess
 
@@ -413,6 +414,41 @@ def test_pack_p010_levels_write_the_same_bytes(simd_level):
     baseline = bytearray([0xAB]) * size
     pixels.pack_frame(frame, P010, planes, memoryview(baseline), digest=True)
     assert dst == baseline
+
+
+@pytest.fixture(params=[0, 1], ids=["plain-stores", "streaming-stores"])
+def streaming(request):
+    """NV12 packing with plain stores, and with streaming ones where the CPU has them."""
+    from daedalus_v4l2._native import lib
+
+    was = lib.dv_set_streaming(request.param)
+    if request.param and not was and not lib.dv_set_streaming(-1):
+        pytest.skip("this CPU has no streaming stores")
+    yield request.param
+    lib.dv_set_streaming(was)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 8], ids=["aligned", "off-by-1", "off-by-8"])
+@pytest.mark.parametrize("fmt", ["yuv420p", "nv12"])
+@pytest.mark.parametrize("width,height", VECTOR_SIZES)
+def test_pack_nv12_stores_write_the_same_bytes(streaming, fmt, width, height, offset):
+    """Streaming stores where the CAPTURE buffer's rows are 16-byte aligned, plain ones
+    where not: the picture right, the padding untouched, as the digest's plain path."""
+    frame = random_frame(fmt, width, height, seed=width * 5 + height)
+    planes, size = layout(NV12, width, height)
+    dst = memoryview(bytearray([0xAB]) * (size + offset))[offset:]
+    pixels.pack_frame(frame, NV12, planes, dst, digest=False)
+    baseline = bytearray([0xAB]) * size
+    pixels.pack_frame(frame, NV12, planes, memoryview(baseline), digest=True)
+    expected = numpy_tight(frame) if fmt == "yuv420p" else tight_bytes(frame)
+    assert pixels.unpack_picture(dst, NV12, planes, width, height) == expected
+    assert dst == baseline
+
+
+def test_nv12_packing_streams_where_the_cpu_can():
+    from daedalus_v4l2._native import lib
+
+    assert lib.dv_set_streaming(-1) == (1 if platform.machine() in ("x86_64", "AMD64") else 0)
 
 
 def test_simd_name_is_the_cpus_best():

@@ -114,7 +114,8 @@ class StatelessDecoder:
 
     def __init__(self, sys: Syscalls, video_path: str, media_path: str) -> None:
         self.sys = sys
-        self.video_fd = sys.open(video_path, os.O_RDWR)
+        # non-blocking, as GStreamer's v4l2codecs open it: DQBUF looks, poll waits (dequeue)
+        self.video_fd = sys.open(video_path, os.O_RDWR | os.O_NONBLOCK)
         try:
             self.media_fd = sys.open(media_path, os.O_RDWR)
         except OSError:
@@ -262,12 +263,24 @@ class StatelessDecoder:
         buf, _ = self._new_buffer(CAPTURE, index)
         self._ioctl(uapi.VIDIOC_QBUF, buf, f"VIDIOC_QBUF CAPTURE {index}")
 
-    def dequeue(self, buf_type: int, timeout: float | None = None) -> Dequeued | None:
+    def dequeue(self, buf_type: int, timeout: float | None = None, *,
+                look_first: bool = False) -> Dequeued | None:
         """The next done buffer of a queue; None if none came within ``timeout``
-        (0 = just look).  Waits with poll, so it never blocks past the timeout."""
+        (0 = just look).  Waits with poll, so it never blocks past the timeout.
+        ``look_first``: for a queue whose buffer is most likely done already (a
+        pipeline's OUTPUT buffers come back long before their pictures), DQBUF comes
+        first and poll only if it found nothing: one call into the kernel, not two."""
+        if look_first or timeout == 0:
+            done = self._dqbuf(buf_type)
+            if done is not None or timeout == 0:
+                return done
         event = select.POLLIN if buf_type == CAPTURE else select.POLLOUT
         if not self.sys.poll([(self.video_fd, event)], timeout):
             return None
+        return self._dqbuf(buf_type)
+
+    def _dqbuf(self, buf_type: int) -> Dequeued | None:
+        """A non-blocking DQBUF: None if no buffer is done (EAGAIN)."""
         buf, planes = self._new_buffer(buf_type, 0)
         try:
             self.sys.ioctl(self.video_fd, uapi.VIDIOC_DQBUF, buf)

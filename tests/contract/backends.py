@@ -122,8 +122,8 @@ class LedgerDecoder(StatelessDecoder):
         super().queue_capture(index)
         self.ledger.qbuf(CAPTURE, index)
 
-    def dequeue(self, buf_type: int, timeout: float | None = None) -> Dequeued | None:
-        done = super().dequeue(buf_type, timeout)
+    def dequeue(self, buf_type: int, timeout: float | None = None, **options) -> Dequeued | None:
+        done = super().dequeue(buf_type, timeout, **options)
         if done is not None:
             self.ledger.dqbuf(done)
         return done
