@@ -19,11 +19,10 @@ that every slot holds.  Two kinds of frame need more than the frame itself:
   CAPTURE buffer must hold its picture.  As for VP9, a frame header OBU with
   ``show_existing_frame`` of a slot it refreshed follows it, in the frame's own
   packet; for a non-key frame that only outputs the picture (spec 7.21:
-  nothing is reloaded).  A
-  hidden *key* frame cannot be shown that way, because showing a key frame
-  again reloads it into every slot: its picture comes from a scratch
-  decoder instead (a key frame needs no references, so the pixels are the
-  same).
+  nothing is reloaded).  A hidden *key* frame cannot be shown that way,
+  because showing a key frame again reloads it into every slot: its picture
+  comes from a scratch decoder instead (a key frame needs no references, so
+  the pixels are the same).
 * A key frame shown again by the client (``show_existing_frame`` of a key
   frame: no request, but every slot now holds it).  The next request's
   ``reference_frame_ts`` say so; the session replays the show-existing into
