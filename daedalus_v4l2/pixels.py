@@ -180,13 +180,33 @@ def _source_frame(frame: av.VideoFrame, fourcc: int) -> av.VideoFrame:
     return frame.reformat(format=target)
 
 
-def _src_plane(frame: av.VideoFrame, index: int, row_bytes: int, rows: int):
-    plane = frame.planes[index]
+def _src_plane(frame: av.VideoFrame, frame_planes, index: int, row_bytes: int, rows: int):
+    """``frame_planes``: ``frame.planes``, asked for once (PyAV builds the list anew
+    at every access)."""
+    plane = frame_planes[index]
     stride = plane.line_size
     if stride < row_bytes or plane.buffer_size < stride * (rows - 1) + row_bytes:
         raise DecodeError(f"{frame.format.name} frame plane {index} (line_size {stride}, "
                           f"{plane.buffer_size} bytes) is too small for {rows} rows of {row_bytes}")
     return ffi.from_buffer("uint8_t[]", plane), stride
+
+
+# Layouts checked already, with the bytes they use: a stream packs every picture
+# into the same layout, and the check is a good part of a picture's Python.
+_checked_layouts: dict[tuple, list[int]] = {}
+_CHECKED_LAYOUTS_MAX = 64
+
+
+def _checked_capture_layout(fourcc: int, width: int, height: int, planes, size: int) -> list[int]:
+    key = (fourcc, width, height, size,
+           tuple((plane.offset, plane.bytesperline, plane.height) for plane in planes))
+    used = _checked_layouts.get(key)
+    if used is None:
+        used = _check_layout(fourcc, width, height, planes, size, "CAPTURE")
+        if len(_checked_layouts) >= _CHECKED_LAYOUTS_MAX:
+            _checked_layouts.clear()
+        _checked_layouts[key] = used
+    return list(used)
 
 
 def pack_frame(frame: av.VideoFrame, fourcc: int, planes: list[proto.Plane],
@@ -204,19 +224,20 @@ def pack_frame(frame: av.VideoFrame, fourcc: int, planes: list[proto.Plane],
     w, h = src.width, src.height
     bps, rows = _geometry(fourcc, w, h)
     size = _nbytes(dst)
-    plane_bytes = _check_layout(fourcc, w, h, planes, size, "CAPTURE")
+    plane_bytes = _checked_capture_layout(fourcc, w, h, planes, size)
     (y_bytes, y_rows), (c_bytes, c_rows) = rows
     cw = (w + 1) // 2
     name = src.format.name
     interleave = name in ("yuv420p", "yuvj420p", "yuv420p10le")
 
     # every source plane is checked before anything is written
-    sy, sy_stride = _src_plane(src, 0, y_bytes, y_rows)
+    src_planes = src.planes
+    sy, sy_stride = _src_plane(src, src_planes, 0, y_bytes, y_rows)
     if interleave:
-        su, su_stride = _src_plane(src, 1, cw * bps, c_rows)
-        sv, sv_stride = _src_plane(src, 2, cw * bps, c_rows)
+        su, su_stride = _src_plane(src, src_planes, 1, cw * bps, c_rows)
+        sv, sv_stride = _src_plane(src, src_planes, 2, cw * bps, c_rows)
     else:
-        suv, suv_stride = _src_plane(src, 1, c_bytes, c_rows)
+        suv, suv_stride = _src_plane(src, src_planes, 1, c_bytes, c_rows)
 
     d = ffi.from_buffer("uint8_t[]", dst, require_writable=True)
     py, pc = planes[0], planes[1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -347,9 +348,12 @@ def parse_header(data: bytes | memoryview) -> Header:
     return Header(type_, flags, payload_len, cookie, stream_id)
 
 
-def parse(data: bytes | memoryview) -> AnyMessage:
+def parse(data: bytes | memoryview,
+          check_frame: Callable[[FrameRecord], None] | None = None) -> AnyMessage:
     """One whole message from its bytes.  The returned bitstream is a view
-    into ``data`` (no copy of large payloads)."""
+    into ``data`` (no copy of large payloads).  ``check_frame``: called with a
+    FRAME's fields as they are on the wire, before they are read (the kernel's
+    write handler checks there what this does not look at)."""
     view = memoryview(data).cast("B")
     hdr = parse_header(view)
     if len(view) != HEADER_SIZE + hdr.payload_len:
@@ -358,7 +362,7 @@ def parse(data: bytes | memoryview) -> AnyMessage:
     if hdr.type == MSG_DECODE:
         return _parse_decode(hdr, payload)
     if hdr.type == MSG_FRAME:
-        return _parse_frame(hdr, payload)
+        return _parse_frame(hdr, payload, check_frame)
     if hdr.type == MSG_STREAM_OPEN:
         body = ffi.from_buffer("struct dv4l2_stream_open *", payload)
         return StreamOpen(hdr.stream_id, body.codec, body.output_fourcc, body.coded_width,
@@ -369,18 +373,19 @@ def parse(data: bytes | memoryview) -> AnyMessage:
 def parse_controls(blob: memoryview) -> dict[int, bytes]:
     controls: dict[int, bytes] = {}
     pos, total = 0, len(blob)
+    record = _CTRL_REC.unpack_from   # looked up once: every request has several
     while pos < total:
         if total - pos < CTRL_REC_SIZE:
             raise ProtocolError("truncated control record header")
-        cid, size = _CTRL_REC.unpack_from(blob, pos)
+        cid, size = record(blob, pos)
         start = pos + CTRL_REC_SIZE
         end = start + size
         if end > total:
             raise ProtocolError(f"control 0x{cid:x} claims {size} bytes past the blob")
         if cid in controls:
             raise ProtocolError(f"control 0x{cid:x} appears twice")
-        controls[cid] = bytes(blob[start:end])
-        pos = start + align8(size)
+        controls[cid] = blob[start:end].tobytes()
+        pos = end + (-size & 7)     # the next record starts 8-byte aligned
     return controls
 
 
@@ -407,8 +412,11 @@ def _parse_decode(hdr: Header, payload: memoryview) -> DecodeRequest:
         capture_offset=capture_offset, flags=flags)
 
 
-def _parse_frame(hdr: Header, payload: memoryview) -> FrameResponse:
+def _parse_frame(hdr: Header, payload: memoryview,
+                 check: Callable[[FrameRecord], None] | None) -> FrameResponse:
     r = frame_record(payload)
+    if check is not None:
+        check(r)
     if r.num_planes > MAX_PLANES:
         raise ProtocolError(f"frame response with {r.num_planes} planes")
     if r.flags & ~(FRAME_SRC_CONSUMED | FRAME_HAS_PIXELS | FRAME_ERROR):

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daedalus_v4l2 import _native, container
-from daedalus_v4l2.codecs import av1, av1_controls, av1_native, av1_obu, av1_syntax
+from daedalus_v4l2.codecs import av1, av1_client, av1_controls, av1_native, av1_obu, av1_syntax
 from daedalus_v4l2.codecs.bitreader import BitReader
 from daedalus_v4l2.errors import BitstreamError
+from daedalus_v4l2.v4l2 import uapi
 
 from .test_av1_decode import CLI_CLIPS, cli_clip
 from .test_av1_parser import CLIPS
@@ -244,6 +245,36 @@ def test_controls_match_the_python_builders_byte_for_byte(clips):
                 grain_seen += theirs.header.film_grain.apply_grain
         assert decoded >= frames_in(name) // 2, name
     assert grain_seen, "no clip applied film grain: the grain control went unchecked"
+
+
+def test_the_c_walks_tiles_are_the_tile_group_entry_control(clips, monkeypatch):
+    """dv_av1_unit_tile is struct v4l2_ctrl_av1_tile_group_entry: the C walk's tiles go
+    into the request as they are, byte for byte what av1_controls builds, and the
+    client builds nothing a tile (the multi-tile clip has 4 tiles a frame)."""
+    tiles_seen, from_c = 0, 0
+    for name, path in clips.items():
+        native = av1.Av1Parser(native=True)
+        for packet in container.packets(path):
+            for unit in native.temporal_unit(packet):
+                # the Python walk's units (a new sequence header) have none
+                if unit.header.show_existing_frame or unit.tile_entries is None:
+                    continue
+                assert unit.tile_entries == av1_controls.tile_group_entries(unit.tiles), name
+                tiles_seen, from_c = max(tiles_seen, len(unit.tiles)), from_c + 1
+    assert tiles_seen >= 4 and from_c >= 60
+
+    built = []
+    python_builder = av1_controls.tile_group_entries
+    monkeypatch.setattr(av1_controls, "tile_group_entries",
+                        lambda tiles: built.append(tiles) or python_builder(tiles))
+    client, timestamps = av1_client.Av1Client(), iter(range(1000, 10**9, 1000))
+    jobs = [job for packet in container.packets(clips["tiles-grain-352x288.ivf"])
+            for job in client.jobs(packet, lambda: next(timestamps))]
+    entries = [job.controls[uapi.V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY] for job in jobs
+               if job.show_timestamp is None]
+    assert len(entries) >= 10 and max(len(e) for e in entries) == 4 * uapi.ffi.sizeof(
+        "struct v4l2_ctrl_av1_tile_group_entry")
+    assert len(built) == 1      # the key frame's unit, with the sequence header: Python's walk
 
 
 def test_a_show_existing_frame_has_no_frame_control(clips):

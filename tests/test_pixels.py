@@ -293,6 +293,27 @@ def test_bad_layouts_raise_without_writing(fourcc):
             pixels.unpack_picture(bytes(size), fourcc, planes, w, h)
 
 
+def test_a_layout_is_checked_once_and_every_other_one_again(monkeypatch):
+    """A stream packs every picture into the same layout: checked at the first one;
+    any other layout (the bad ones above among them) is checked when it comes."""
+    checks = []
+    check = pixels._check_layout
+    monkeypatch.setattr(pixels, "_check_layout", lambda *args: checks.append(args) or check(*args))
+    monkeypatch.setattr(pixels, "_checked_layouts", {})
+    frame = random_frame("yuv420p", 64, 36)
+    planes, size = layout(NV12, 64, 36)
+    first = pack(frame, NV12, planes, size)
+    for _ in range(3):
+        assert pack(frame, NV12, [proto.Plane(p.offset, p.bytesperline, p.height) for p in planes],
+                    size) == first
+    assert len(checks) == 1
+    for what, bad, bad_size in _bad_layouts(NV12, 64, 36):
+        for _ in range(2):
+            with pytest.raises(DecodeError):
+                pixels.pack_frame(frame, NV12, bad, memoryview(bytearray(bad_size)))
+    assert len(checks) == 1 + 2 * len(list(_bad_layouts(NV12, 64, 36)))
+
+
 def test_bad_layout_message_is_clear():
     frame = random_frame("yuv420p", 64, 36)
     planes, size = layout(NV12, 64, 36)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import select
 import struct
+import tracemalloc
 
 import pytest
 
@@ -849,6 +850,26 @@ def test_list_and_state_checks_raise():
     with pytest.raises(InvariantError, match="returned twice"):
         buf.set_state(BufState.DONE)
     assert isinstance(BufList("x"), BufList)
+
+
+def test_the_ledger_keeps_only_the_buffers_out():
+    """A decode that runs for hours queues millions of buffers: the ledger holds
+    the ones not back yet, not a record of every QBUF so far."""
+    kernel, _, client = make()
+    buf = client.ctx.cap_q.buffers[0]
+    kernel.ledger.queued(buf)
+    kernel.ledger.returned(buf, "dqbuf")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20_000):
+            kernel.ledger.queued(buf)
+            kernel.ledger.returned(buf, "dqbuf")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024
+    assert kernel.ledger.outstanding() == []
 
 
 def test_ledger_catches_a_buffer_returned_twice():

@@ -96,9 +96,7 @@ class Chardev:
         as the module's write() returns them (OSError with that errno)."""
         kernel = self.kernel
         try:
-            msg = proto.parse(data)
-            if msg.type == proto.MSG_FRAME:
-                _check_frame(data)
+            msg = proto.parse(data, check_frame=_check_frame)
         except ProtocolError as exc:
             self.reject(str(exc))
         ret = self._dispatch(msg)
@@ -161,9 +159,8 @@ def _msg_name(msg) -> str:
             proto.MSG_PONG: "PONG"}.get(msg.type, str(msg.type))
 
 
-def _check_frame(data: bytes) -> None:
+def _check_frame(r: proto.FrameRecord) -> None:
     """dv_check_frame: what proto.parse does not look at."""
-    r = proto.frame_record(memoryview(data)[proto.HEADER_SIZE:])
     if not r.flags or r.flags & ~_FRAME_FLAGS:
         raise ProtocolError(f"FRAME flags 0x{r.flags:x}")
     if r.status > 0 or r.status < -MAX_ERRNO:

@@ -83,9 +83,10 @@ class Vb2Buffer:
     def __repr__(self) -> str:
         return f"<{self.name} {self.state.value}>"
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        kind = "OUTPUT" if is_output(self.queue.type) else "CAPTURE"
+        """As the checks and the events name it (its queue and index never change)."""
+        kind = "OUTPUT" if self.queue.is_output else "CAPTURE"
         return f"{kind}[{self.index}]@ctx{self.queue.ctx_id}"
 
     def set_state(self, new: BufState) -> None:
@@ -169,6 +170,7 @@ class Vb2Queue:
     def __init__(self, ctx_id: int, buf_type: int) -> None:
         self.ctx_id = ctx_id
         self.type = buf_type
+        self.is_output = is_output(buf_type)   # looked up several times a request
         self.buffers: list[Vb2Buffer] = []
         self.streaming = False
         self.sequence = 0
@@ -176,10 +178,6 @@ class Vb2Queue:
         # The m2m ready queue (v4l2_m2m_ctx.{out,cap}_q_ctx.rdy_queue) and vb2's done_list.
         self.ready = BufList(f"ctx{ctx_id}.{kind}_rdy_queue")
         self.done = BufList(f"ctx{ctx_id}.{kind}_done_list")
-
-    @property
-    def is_output(self) -> bool:
-        return is_output(self.type)
 
     def allocate(self, count: int, length: int) -> None:
         base = 0 if self.is_output else DST_QUEUE_OFF_BASE
@@ -199,30 +197,25 @@ class LedgerEntry:
     serial: int
     name: str
     queued_at: int
-    returned_by: str = ""
 
 
 class Ledger:
-    """Every QBUF'd buffer and how it came back: the "nothing lost" contract, checkable."""
+    """Every QBUF'd buffer not yet back: the "nothing lost" contract, checkable.  Only
+    the outstanding ones are kept: a decode that runs for hours queues millions."""
 
     def __init__(self) -> None:
         self._outstanding: dict[int, LedgerEntry] = {}
-        self.history: list[LedgerEntry] = []
         self._seq = itertools.count()
 
     def queued(self, buf: Vb2Buffer) -> None:
         if buf.serial in self._outstanding:
             raise InvariantError(f"{buf.name} queued again before it came back")
-        entry = LedgerEntry(buf.serial, buf.name, next(self._seq))
-        self._outstanding[buf.serial] = entry
-        self.history.append(entry)
+        self._outstanding[buf.serial] = LedgerEntry(buf.serial, buf.name, next(self._seq))
 
     def returned(self, buf: Vb2Buffer, how: str) -> None:
-        entry = self._outstanding.pop(buf.serial, None)
-        if entry is None:
+        if self._outstanding.pop(buf.serial, None) is None:
             raise InvariantError(f"{buf.name} returned to userspace ({how}) but was not "
                                  "outstanding (buffer returned twice)")
-        entry.returned_by = how
 
     def outstanding(self) -> list[LedgerEntry]:
         return list(self._outstanding.values())

@@ -62,7 +62,9 @@ class FrameUnit:
     ``data`` is the frame's OBUs as they were in the container (a frame OBU,
     or a frame header OBU and its tile group OBUs); ``tiles`` locate every
     tile in it.  A show-existing frame has its one frame header OBU and no
-    tiles: clients show it again instead of decoding it.
+    tiles: clients show it again instead of decoding it.  ``tile_entries``:
+    the tiles as ``V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY``'s array, when the C
+    walk read the unit (None from the Python walk: av1_controls builds it).
     """
     header: FrameHeader
     sequence: SequenceHeader
@@ -70,6 +72,7 @@ class FrameUnit:
     tiles: list[Tile]
     temporal_id: int = 0
     spatial_id: int = 0
+    tile_entries: bytes | None = None
 
 
 @dataclass
@@ -136,8 +139,8 @@ class Av1Parser:
         if frames is None:
             return None
         return [FrameUnit(header, state.sequence, obus, [Tile(*tile) for tile in tiles],
-                          temporal_id, spatial_id)
-                for header, obus, tiles, temporal_id, spatial_id in frames]
+                          temporal_id, spatial_id, tile_entries)
+                for header, obus, tiles, temporal_id, spatial_id, tile_entries in frames]
 
 
 @dataclass

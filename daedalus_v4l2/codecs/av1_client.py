@@ -55,8 +55,7 @@ class Av1Client(CodecClient):
             uapi.V4L2_CID_STATELESS_AV1_SEQUENCE: self._sequence_control,
             uapi.V4L2_CID_STATELESS_AV1_FRAME: av1_native.frame_control(unit.header,
                                                                          self.refs.slots),
-            uapi.V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY:
-                av1_controls.tile_group_entries(unit.tiles),
+            uapi.V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY: _tile_group_entries(unit),
         }
         if unit.sequence.film_grain_params_present:
             controls[uapi.V4L2_CID_STATELESS_AV1_FILM_GRAIN] = av1_native.film_grain_control(
@@ -77,3 +76,10 @@ class Av1Client(CodecClient):
 
     def referenced_timestamps(self) -> set[int]:
         return {ts for ts in self.refs.slots if ts}
+
+
+def _tile_group_entries(unit: av1.FrameUnit) -> bytes:
+    """The control as the C walk gave it (no Python call a tile), else built."""
+    if unit.tile_entries is not None:
+        return unit.tile_entries
+    return av1_controls.tile_group_entries(unit.tiles)

@@ -89,7 +89,8 @@ class UnitReader:
 
     def read(self, data: bytes, state: NativeState, sequence_payload: bytes):
         """[(header, the frame's OBUs, [(offset, size, row, col) of each tile],
-        temporal_id, spatial_id)] of each frame, or None (see the class)."""
+        temporal_id, spatial_id, the tiles as V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY's
+        array)] of each frame, or None (see the class)."""
         if len(self._out) < len(data):
             self._out = bytearray(max(len(data), 2 * len(self._out)))
             self._out_buffer = ffi.from_buffer(self._out)
@@ -107,7 +108,7 @@ class UnitReader:
             obus = ffi.unpack(self._out_buffer + frame.data_offset, frame.data_size)
             tiles = ffi.buffer(self._tiles + frame.first_tile, _TILE_SIZE * frame.tile_count)
             frames.append((header, obus, list(_TILE.iter_unpack(tiles)), frame.temporal_id,
-                           frame.spatial_id))
+                           frame.spatial_id, tiles[:]))
         return frames
 
 
@@ -116,6 +117,14 @@ _TILE_SIZE = ffi.sizeof("dv_av1_unit_tile")
 _TILE = struct.Struct("=4I")    # dv_av1_unit_tile: offset, size, row, col
 if _TILE.size != _TILE_SIZE:
     raise ImportError("dv_av1_unit_tile is not four uint32_t: av1_headers.h changed")
+# ...which is struct v4l2_ctrl_av1_tile_group_entry field for field, so a frame's tiles
+# as the C walk gives them are its tile group entry control as they are.
+if [ffi.offsetof("dv_av1_unit_tile", f) for f in ("offset", "size", "row", "col")] != \
+        [uapi_ffi.offsetof("struct v4l2_ctrl_av1_tile_group_entry", f)
+         for f in ("tile_offset", "tile_size", "tile_row", "tile_col")] or \
+        uapi_ffi.sizeof("struct v4l2_ctrl_av1_tile_group_entry") != _TILE_SIZE:
+    raise ImportError("dv_av1_unit_tile is no longer laid out as "
+                      "struct v4l2_ctrl_av1_tile_group_entry: av1_headers.h changed")
 
 
 def frame_control(header, reference_ts) -> bytes:
