@@ -385,7 +385,7 @@ def parse_controls(blob: memoryview) -> dict[int, bytes]:
         if cid in controls:
             raise ProtocolError(f"control 0x{cid:x} appears twice")
         controls[cid] = blob[start:end].tobytes()
-        pos = end + (-size & 7)     # the next record starts 8-byte aligned
+        pos = start + align8(size)
     return controls
 
 
