@@ -47,6 +47,7 @@ import threading
 import time
 from pathlib import Path
 
+from daedalus_v4l2.argtypes import positive, size
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.heap import keep_freed_memory
@@ -193,12 +194,12 @@ def quartiles(xs: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--repeat", type=int, default=2, help="the clip's packets, N times over")
-    parser.add_argument("--size", default="1920x1080",
+    parser.add_argument("--frames", type=positive, default=150)
+    parser.add_argument("--repeat", type=positive, default=2, help="the clip's packets, N times over")
+    parser.add_argument("--size", type=size, default=(1920, 1080),
                         help="1920x1080 (default): the performance benchmark's VP9 clip "
                              "(daedalus_v4l2.bench, 4 tile columns, cached); else a synthetic clip")
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=positive, default=9)
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, from {','.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
@@ -207,7 +208,7 @@ def main() -> None:
     unknown = set(variants) - set(VARIANTS)
     if unknown or not variants:
         parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = args.size
     if (width, height) == (1920, 1080):
         from daedalus_v4l2.bench import clip_path
         one = Clip.from_file(clip_path("vp9", args.frames))

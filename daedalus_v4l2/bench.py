@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+from . import argtypes
 from .threads import THREADS, batch_scheduling
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,10 @@ def cache_dir() -> pathlib.Path:
 def clip_path(codec: str, frames: int, width: int = WIDTH, height: int = HEIGHT,
               directory: pathlib.Path | None = None, make: bool = True) -> pathlib.Path:
     """The cached clip of ``codec`` (made on first use; the name hashes every parameter)."""
-    from .synth import make_clip
+    import av
+
+    from .errors import UnsupportedError
+    from .synth import encoder_name, make_clip
 
     spec = CLIP_SPECS[codec]
     params = {"codec": codec, "width": width, "height": height, "frames": frames,
@@ -107,9 +111,17 @@ def clip_path(codec: str, frames: int, width: int = WIDTH, height: int = HEIGHT,
         partial = path.with_name(f"partial-{os.getpid()}-{path.name}")
         log.info("encoding %s (%d frames, %dx%d), cached for later runs", path.name, frames,
                  width, height)
-        make_clip(partial, codec=codec, width=width, height=height, frames=frames,
-                  container={".ivf": "ivf", ".mp4": "mp4"}[spec["suffix"]],
-                  options=spec["options"], bit_rate=spec["bit_rate"])
+        try:
+            make_clip(partial, codec=codec, width=width, height=height, frames=frames,
+                      container={".ivf": "ivf", ".mp4": "mp4"}[spec["suffix"]],
+                      options=spec["options"], bit_rate=spec["bit_rate"])
+        except BaseException as exc:
+            partial.unlink(missing_ok=True)     # no half-written clip left in the cache
+            if isinstance(exc, av.FFmpegError):
+                # the encoder refuses these settings: most often a size under its own smallest
+                raise UnsupportedError(f"cannot make the {width}x{height} {codec} clip: "
+                                       f"{encoder_name(codec)} refused it ({exc})") from exc
+            raise
         partial.rename(path)
     return path
 
@@ -976,18 +988,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--short", action="store_true",
                         help=f"CI mode: {SHORT['frames']}-frame clips, one round, "
                              f"{SHORT['rss_frames']} frames for RSS (under two minutes)")
-    parser.add_argument("--codecs", default=",".join(CODECS), metavar="LIST",
-                        help="comma-separated, from vp9,h264,av1 (default: all)")
-    parser.add_argument("--frames", type=int, metavar="N", help="frames a clip "
+    parser.add_argument("--codecs", type=argtypes.choices_list(CODECS), default=CODECS,
+                        metavar="LIST", help="comma-separated, from vp9,h264,av1 (default: all)")
+    parser.add_argument("--frames", type=argtypes.positive, metavar="N", help="frames a clip "
                         f"(default {FULL['frames']}, short {SHORT['frames']})")
-    parser.add_argument("--repeat", type=int, metavar="N",
+    parser.add_argument("--repeat", type=argtypes.positive, metavar="N",
                         help=f"rounds of every thread setting of both paths; medians and the "
                              f"median of the rounds' sim/bare are reported (default "
                              f"{FULL['repeat']}, short {SHORT['repeat']})")
-    parser.add_argument("--rss-frames", type=int, metavar="N",
-                        help=f"frames after warm-up for RSS growth (default {FULL['rss_frames']})")
-    parser.add_argument("--warmup", type=int, metavar="N", help="frames before the RSS baseline")
-    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", metavar="WxH")
+    parser.add_argument("--rss-frames", type=argtypes.positive, metavar="N",
+                        help=f"frames after warm-up for RSS growth (default {FULL['rss_frames']}, "
+                             f"short {SHORT['rss_frames']})")
+    parser.add_argument("--warmup", type=argtypes.non_negative, metavar="N",
+                        help=f"frames before the RSS baseline (default {FULL['warmup']}, "
+                             f"short {SHORT['warmup']})")
+    parser.add_argument("--size", type=argtypes.size, default=(WIDTH, HEIGHT), metavar="WxH",
+                        help=f"of the clips (default {WIDTH}x{HEIGHT}; each encoder has its own "
+                             "smallest)")
     parser.add_argument("--cache-dir", metavar="DIR",
                         help=f"where clips are cached (default ${CACHE_ENV} or "
                              "~/.cache/daedalus-v4l2/bench)")
@@ -1004,29 +1021,27 @@ def argparse_suppress():
 
 def rounds_script_args(doc: str, argv: list[str] | None, rounds: int = 6):
     """The options of the benchmarks/ scripts that decode a clip a codec in rounds
-    against bare PyAV: ``codecs`` (a list), ``frames``, ``rounds``, ``size`` (as
-    given) and ``wh`` (width, height)."""
+    against bare PyAV: ``codecs`` (a tuple), ``frames``, ``rounds``, ``size`` (as
+    WxH) and ``wh`` (width, height)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--codecs", default=",".join(CODECS), help="comma-separated (default: all)")
-    parser.add_argument("--frames", type=int, default=FULL["frames"],
+    parser.add_argument("--codecs", type=argtypes.choices_list(CODECS), default=CODECS,
+                        help="comma-separated (default: all)")
+    parser.add_argument("--frames", type=argtypes.positive, default=FULL["frames"],
                         help=f"frames a clip (default {FULL['frames']})")
-    parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds (default {rounds})")
-    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", metavar="WxH")
+    parser.add_argument("--rounds", type=argtypes.positive, default=rounds,
+                        help=f"rounds (default {rounds})")
+    parser.add_argument("--size", type=argtypes.size, default=(WIDTH, HEIGHT), metavar="WxH")
     args = parser.parse_args(argv)
-    args.codecs = args.codecs.split(",")
-    args.wh = tuple(int(v) for v in args.size.lower().split("x"))
+    args.wh, args.size = args.size, "x".join(map(str, args.size))
     return args
 
 
 def main_args(args) -> int:
-    codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
-    unknown = [c for c in codecs if c not in CLIP_SPECS]
-    if unknown:
-        raise ValueError(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(CODECS)}")
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    codecs = args.codecs
+    width, height = args.size
     directory = pathlib.Path(args.cache_dir) if args.cache_dir else None
     if args.hw_guest:
         return hw_guest_main(codecs, args.frames or FULL["frames"], width, height,

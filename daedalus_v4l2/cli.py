@@ -12,25 +12,9 @@ import threading
 from pathlib import Path
 
 from . import __version__
+from .argtypes import non_negative_number, positive, size
 
 PROG = "daedalus-v4l2"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    if not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise argparse.ArgumentTypeError("sizes go from 16x16 to 4096x4096")
-    return w, h
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,12 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="encode a short VP9 clip, decode it through the simulated "
                                        "device, and check it is bit-exact")
-    demo.add_argument("--frames", type=_positive, default=60, help="clip length (default 60)")
-    demo.add_argument("--size", type=_size, default=(352, 288), help="WIDTHxHEIGHT (default 352x288)")
+    demo.add_argument("--frames", type=positive, default=60, help="clip length (default 60)")
+    demo.add_argument("--size", type=size, default=(352, 288), help="WIDTHxHEIGHT (default 352x288)")
     demo.add_argument("--keep", metavar="DIR", help="keep the generated clip in DIR")
     demo.add_argument("--tui", action="store_true",
                       help="watch queues and in-flight buffers live, looping the clip until q")
-    demo.add_argument("--fps", type=float, default=30, metavar="N",
+    demo.add_argument("--fps", type=non_negative_number, default=30, metavar="N",
                       help="with --tui: feed N frames a second (default 30; 0: as fast as it goes)")
 
     dec = sub.add_parser("decode", help="decode a file through the decoder to raw NV12 or P010 frames",
@@ -68,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "hw: the daedalus_v4l2 kernel module, with the daemon running")
     dec.add_argument("--device", metavar="PATH", help="video node for --backend hw (/dev/videoN)")
     dec.add_argument("--media", metavar="PATH", help="media node for --backend hw (/dev/mediaN)")
-    dec.add_argument("--depth", type=_positive, default=2,
+    dec.add_argument("--depth", type=positive, default=2,
                      help="requests in flight before waiting for a picture (default 2)")
     dec.add_argument("--threads", choices=("slice", "frame"), default="slice",
                      help="the sim daemon's libavcodec threads: slice (default) or frame, "
@@ -88,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--backend", choices=("hw",), default="hw",
                         help="hw: /dev/daedalus-v4l2 (the sim backend runs its daemon in-process)")
     daemon.add_argument("--chardev", default="/dev/daedalus-v4l2", metavar="PATH")
-    daemon.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+    daemon.add_argument("--wait", type=non_negative_number, default=0, metavar="SECONDS",
                         help="wait up to SECONDS for the module's nodes to appear (after insmod)")
     daemon.add_argument("--state-socket", metavar="PATH", default=None,
                         help="publish the daemon's state here for `tui` (default "

@@ -144,8 +144,68 @@ def test_the_median_interval_is_the_order_statistics_the_binomial_allows():
 
 def test_the_command_is_registered():
     args = cli.build_parser().parse_args(["bench", "--short", "--codecs", "vp9", "--json", "-"])
-    assert args.command == "bench" and args.short and args.codecs == "vp9"
+    assert args.command == "bench" and args.short and args.codecs == ("vp9",)
+    assert (args.size, args.warmup) == ((bench.WIDTH, bench.HEIGHT), None)   # None: the mode's
     assert cli.COMMANDS["bench"] is cli.cmd_bench
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--repeat", "0", "must be at least 1, got 0"),
+    ("--frames", "0", "must be at least 1, got 0"),
+    ("--rss-frames", "-1", "must be at least 1, got -1"),
+    ("--warmup", "-5", "must be 0 or more, got -5"),
+    ("--warmup", "x", "expected a whole number, got 'x'"),
+    ("--size", "0x0", "sizes go from 16x16 to 4096x4096, got '0x0'"),
+    ("--size", "abc", "expected WIDTHxHEIGHT, got 'abc'"),
+    ("--codecs", "vp9,foo", "unknown: foo; choose one or more of vp9,h264,av1"),
+    ("--codecs", ",", "choose one or more of vp9,h264,av1, got ','"),
+])
+def test_a_bad_option_is_refused_before_any_work(option, value, says, capsys, monkeypatch):
+    """A usage error (exit status 2) naming the option, before a clip is made or
+    decoded: ``--repeat 0`` used to fail on an empty median after a minute of
+    work, and a negative ``--warmup`` or ``--rss-frames`` ran to the end."""
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("the benchmark ran"))
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", option, value])
+    assert exit_.value.code == 2
+    assert f"argument {option}: {says}" in capsys.readouterr().err
+
+
+def test_the_codecs_are_taken_once_each_in_the_order_given():
+    args = cli.build_parser().parse_args(["bench", "--codecs", " av1,vp9,,av1 "])
+    assert args.codecs == ("av1", "vp9")
+
+
+def test_the_rounds_scripts_refuse_bad_options_too(capsys):
+    assert bench.rounds_script_args("doc", ["--size", "64x48", "--codecs", "h264"]).wh == (64, 48)
+    with pytest.raises(SystemExit):
+        bench.rounds_script_args("doc", ["--rounds", "0"])
+    assert "argument --rounds: must be at least 1" in capsys.readouterr().err
+
+
+def test_an_encoder_that_refuses_its_clip_is_a_clear_error_leaving_nothing(tmp_path, monkeypatch):
+    """libsvtav1 refuses 66x34, for one (av1 at 64x64 and 1920x1080 it takes): the
+    benchmark says which clip and which encoder, and leaves no partial file in its
+    cache."""
+    import errno
+
+    import av
+
+    from daedalus_v4l2 import synth
+    from daedalus_v4l2.errors import UnsupportedError
+
+    def refuse(path, **kwargs):
+        path.write_bytes(b"half a clip")
+        raise av.error.ArgumentError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(synth, "make_clip", refuse)
+    with pytest.raises(UnsupportedError, match=r"cannot make the 66x34 av1 clip: libsvtav1 "
+                                                r"refused it \(.*Invalid argument"):
+        bench.clip_path("av1", 2, 66, 34, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert cli.main(["bench", "--codecs", "av1", "--size", "66x34", "--frames", "2",
+                     "--cache-dir", str(tmp_path)]) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_short_mode_is_small():
