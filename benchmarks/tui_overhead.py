@@ -47,7 +47,7 @@ import threading
 import time
 from pathlib import Path
 
-from daedalus_v4l2.argtypes import positive, size
+from daedalus_v4l2.argtypes import choices_list, positive, size
 from daedalus_v4l2.backends_runtime import open_decoder
 from daedalus_v4l2.decode import decode_through
 from daedalus_v4l2.heap import keep_freed_memory
@@ -200,14 +200,11 @@ def main() -> None:
                         help="1920x1080 (default): the performance benchmark's VP9 clip "
                              "(daedalus_v4l2.bench, 4 tile columns, cached); else a synthetic clip")
     parser.add_argument("--runs", type=positive, default=9)
-    parser.add_argument("--variants", default=",".join(VARIANTS),
+    parser.add_argument("--variants", type=choices_list(VARIANTS), default=VARIANTS,
                         help=f"comma-separated, from {','.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
     keep_freed_memory()     # as the commands do (the warm bare decode and the thread variant)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(variants) - set(VARIANTS)
-    if unknown or not variants:
-        parser.error(f"--variants: choose from {', '.join(VARIANTS)}")
+    variants = args.variants
     width, height = args.size
     if (width, height) == (1920, 1080):
         from daedalus_v4l2.bench import clip_path
