@@ -87,6 +87,7 @@ void dv_interleave_uv16(uint8_t *dst, size_t dst_stride,
 int dv_simd(void);
 int dv_set_simd(int level);
 int dv_set_streaming(int on);
+int dv_set_prefetch(int bytes);
 
 void *dv_zeroed(size_t size);
 void free(void *ptr);
@@ -284,6 +285,30 @@ int dv_set_streaming(int on)
     return was;
 }
 
+/* How far ahead of the streaming copies' loads to prefetch the source, in bytes
+ * (0: not at all).  The hardware prefetcher stops at every 4 KiB page, so each
+ * page of libavcodec's picture began with a stall; asking for the line 2 KiB
+ * ahead hides part of it.  In the decode (AMD EPYC VM, 1080p, interleaved A/Bs of
+ * 30-60 rounds against 0) the writer used 13-48 us less CPU a picture in all six
+ * (AV1, H.264, VP9), 512 B and 1 KiB less so; fps moved within the noise (paired
+ * sim/bare AV1 -0.006 +- 0.014, H.264 +0.021 +- 0.016, VP9 -0.013 +- 0.018).
+ * A prefetch never faults, so reaching past the end of a plane is harmless (the
+ * address is formed as an integer: no pointer past its object).
+ * dv_set_prefetch changes it (benchmarks). */
+#define DV_PREFETCH_AHEAD 2048
+static int prefetch_ahead = DV_PREFETCH_AHEAD;
+
+/* Sets the prefetch distance (0 turns it off; clamped to 0..65536); -1 only
+ * asks.  Returns the distance before the call. */
+int dv_set_prefetch(int bytes)
+{
+    int was = prefetch_ahead;
+
+    if (bytes >= 0)
+        prefetch_ahead = bytes > 65536 ? 65536 : bytes;
+    return was;
+}
+
 #if defined(__SSE2__)
 /* One row's bytes with streaming stores, as many 16-byte stores as fit (none
  * unless the row starts 16-byte aligned); the caller copies the rest. */
@@ -294,10 +319,14 @@ static size_t copy_row_stream(uint8_t *d, const uint8_t *s, size_t n)
     if (!streaming || ((uintptr_t)d & 15))
         return 0;
     for (; i + 64 <= n; i += 64) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(s + i));
-        __m128i b = _mm_loadu_si128((const __m128i *)(s + i + 16));
-        __m128i c = _mm_loadu_si128((const __m128i *)(s + i + 32));
-        __m128i e = _mm_loadu_si128((const __m128i *)(s + i + 48));
+        __m128i a, b, c, e;
+
+        if (prefetch_ahead)
+            _mm_prefetch((const char *)((uintptr_t)s + i + prefetch_ahead), _MM_HINT_T0);
+        a = _mm_loadu_si128((const __m128i *)(s + i));
+        b = _mm_loadu_si128((const __m128i *)(s + i + 16));
+        c = _mm_loadu_si128((const __m128i *)(s + i + 32));
+        e = _mm_loadu_si128((const __m128i *)(s + i + 48));
 
         _mm_stream_si128((__m128i *)(d + i), a);
         _mm_stream_si128((__m128i *)(d + i + 16), b);
@@ -317,8 +346,16 @@ static size_t interleave_row8_stream(uint8_t *d, const uint8_t *ur, const uint8_
     if (!streaming || ((uintptr_t)d & 15))
         return 0;
     for (; i + 16 <= cw; i += 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(ur + i));
-        __m128i b = _mm_loadu_si128((const __m128i *)(vr + i));
+        __m128i a, b;
+
+        /* one line of each plane every 64 samples; each plane feeds half the
+         * bytes stored, so half the distance keeps pace with copy_row_stream */
+        if (prefetch_ahead && !(i & 63)) {
+            _mm_prefetch((const char *)((uintptr_t)ur + i + prefetch_ahead / 2), _MM_HINT_T0);
+            _mm_prefetch((const char *)((uintptr_t)vr + i + prefetch_ahead / 2), _MM_HINT_T0);
+        }
+        a = _mm_loadu_si128((const __m128i *)(ur + i));
+        b = _mm_loadu_si128((const __m128i *)(vr + i));
 
         _mm_stream_si128((__m128i *)(d + 2 * i), _mm_unpacklo_epi8(a, b));
         _mm_stream_si128((__m128i *)(d + 2 * i + 16), _mm_unpackhi_epi8(a, b));

@@ -466,6 +466,39 @@ def test_pack_nv12_stores_write_the_same_bytes(streaming, fmt, width, height, of
     assert dst == baseline
 
 
+@pytest.mark.parametrize("ahead", [0, 64, 2048, 65536])
+@pytest.mark.parametrize("fmt", ["yuv420p", "nv12"])
+def test_prefetching_ahead_writes_the_same_bytes(streaming, fmt, ahead):
+    """The streaming copies prefetch the source ahead of their loads, past the end
+    of a plane too (a prefetch never faults): the bytes are the same at any distance."""
+    from daedalus_v4l2._native import lib
+
+    width, height = 1920, 8    # rows longer than the distance, and a plane end to reach past
+    frame = random_frame(fmt, width, height, seed=ahead + width)
+    planes, size = layout(NV12, width, height)
+    expected = numpy_tight(frame) if fmt == "yuv420p" else tight_bytes(frame)
+    was = lib.dv_set_prefetch(ahead)
+    try:
+        dst = bytearray([0xAB]) * size
+        pixels.pack_frame(frame, NV12, planes, memoryview(dst), digest=False)
+    finally:
+        lib.dv_set_prefetch(was)
+    assert pixels.unpack_picture(memoryview(dst), NV12, planes, width, height) == expected
+
+
+def test_prefetch_distance_is_2_kib_and_bounded():
+    from daedalus_v4l2._native import lib
+
+    assert lib.dv_set_prefetch(-1) == 2048          # -1 only asks
+    was = lib.dv_set_prefetch(1 << 20)
+    try:
+        assert lib.dv_set_prefetch(-1) == 65536     # clamped: a prefetch that far is a typo
+        lib.dv_set_prefetch(0)
+        assert lib.dv_set_prefetch(-1) == 0
+    finally:
+        lib.dv_set_prefetch(was)
+
+
 def test_nv12_packing_streams_where_the_cpu_can():
     from daedalus_v4l2._native import lib
 
