@@ -384,3 +384,20 @@ def test_the_daemon_infers_screen_content_forcing_from_the_key_frame(tmp_path):
     # an SVT-AV1 style header (chosen per frame) is kept as it is
     select = dataclasses.replace(key.sequence, seq_force_screen_content_tools=2)
     assert av1_controls.infer_sequence(select, b"\x12\x00", frame) == select  # nothing to read
+
+
+def test_the_key_frame_is_read_until_a_choice_fits(clips, monkeypatch):
+    """The daemon reads a sequence's first key frame under each screen-content choice,
+    most common first, and stops at the first that fits (each reading of a 1080p key
+    frame costs 0.2 ms, before the first picture): SVT-AV1's, chosen per frame, at once."""
+    key = units_of(clips["tiles-grain-352x288.ivf"])[0]
+    frame = av1_controls.frame_control(key.header, [0] * 8)
+    tiles = av1_controls.tile_group_entries(key.tiles)
+    rebuilt = av1_controls.sequence_from_control(av1_controls.sequence_control(key.sequence))
+    readings = []
+    read_alone = av1_controls._read_alone
+    monkeypatch.setattr(av1_controls, "_read_alone",
+                        lambda seq, data: readings.append(seq) or read_alone(seq, data))
+    inferred = av1_controls.infer_sequence(rebuilt, key.data, frame, tiles)
+    assert inferred.seq_force_screen_content_tools == key.sequence.seq_force_screen_content_tools
+    assert len(readings) == 1
