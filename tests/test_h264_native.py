@@ -131,6 +131,43 @@ def test_a_re_sent_parameter_set_is_read_with_its_new_fields(streams):
     assert again.header_bit_size != first.header_bit_size
 
 
+# (PicSizeInMapUnits, SliceGroupChangeRate, bits of slice_group_change_cycle): Ceil(Log2(
+# size / rate + 1)) worked by hand, "/" exact (7.4.3), with size / rate + 1 at, just under
+# and just over a power of two, where an off-by-one in the loop shows.
+CHANGE_CYCLE_BITS = [(1, 1, 1), (3, 1, 2), (4, 1, 3), (63, 1, 6), (64, 1, 7), (62, 2, 5),
+                     (64, 2, 6), (93, 3, 5), (96, 3, 6), (99, 1, 7), (99, 99, 1), (98, 99, 1),
+                     (8192, 1, 14), (8160, 32, 8), (8192, 32, 9)]
+
+
+@pytest.mark.parametrize("size,rate,bits", CHANGE_CYCLE_BITS)
+def test_slice_group_change_cycle_is_read_with_its_width(size, rate, bits):
+    """FMO's slice_group_change_cycle, the last field of the header, in both readers:
+    the value written back, and the header's size ending after it."""
+    width_mbs = next(w for w in range(min(size, 128), 0, -1) if size % w == 0)
+    sps = Sps(pic_width_in_mbs_minus1=width_mbs - 1,
+              pic_height_in_map_units_minus1=size // width_mbs - 1, pic_order_cnt_type=2)
+    pps = Pps(num_slice_groups_minus1=1, slice_group_map_type=4,
+              slice_group_change_rate_minus1=rate - 1)
+    value = (1 << bits) - 2 if bits > 1 else 1    # every bit but the last set: a shift shows
+    writer = BitWriter()
+    writer.ue(0)                  # first_mb_in_slice
+    writer.ue(7)                  # slice_type: I, all slices
+    writer.ue(0)                  # pic_parameter_set_id
+    writer.u(4, 0)                # frame_num
+    writer.ue(0)                  # idr_pic_id
+    writer.flag(False)            # no_output_of_prior_pics_flag
+    writer.flag(False)            # long_term_reference_flag
+    writer.se(0)                  # slice_qp_delta
+    writer.u(bits, value)         # slice_group_change_cycle
+    header_bits = 8 + writer.bit_length
+    writer.trailing_bits()
+    python, native = both(b"\x65" + escape(writer.to_bytes()), {0: sps}, {0: pps})
+    assert_same(python, native)
+    assert h264._change_cycle_bits(size, rate) == bits
+    assert python.slice_group_change_cycle == value
+    assert python.header_bit_size == header_bits
+
+
 # --------------------------------------------------------------------------- random input
 
 def _parameter_sets():
