@@ -468,11 +468,14 @@ def test_pack_nv12_stores_write_the_same_bytes(streaming, fmt, width, height, of
 
 @pytest.mark.parametrize("ahead", [0, 64, 2048, 65536])
 @pytest.mark.parametrize("fmt", ["yuv420p", "nv12"])
-def test_prefetching_ahead_writes_the_same_bytes(streaming, fmt, ahead):
+def test_prefetching_ahead_writes_the_same_bytes(fmt, ahead):
     """The streaming copies prefetch the source ahead of their loads, past the end
-    of a plane too (a prefetch never faults): the bytes are the same at any distance."""
+    of a plane too (a prefetch never faults): the bytes are the same at any distance.
+    (Plain stores never prefetch: nothing to compare there.)"""
     from daedalus_v4l2._native import lib
 
+    if not lib.dv_set_streaming(-1):
+        pytest.skip("this CPU has no streaming stores, so the copies do not prefetch")
     width, height = 1920, 8    # rows longer than the distance, and a plane end to reach past
     frame = random_frame(fmt, width, height, seed=ahead + width)
     planes, size = layout(NV12, width, height)
