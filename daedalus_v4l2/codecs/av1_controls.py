@@ -209,6 +209,7 @@ def infer_sequence(seq: SequenceHeader, data: bytes, frame_ctrl: bytes,
     as its frame control (and tile group entries) say.  ``seq`` unchanged when
     no choice fits, e.g. when the frame is not intra and cannot be read alone."""
     wanted = _fingerprint(frame_from_control(frame_ctrl))
+    wanted_tiles = None if tile_entries is None else bytes(tile_entries)
     first_fit = None
     # Read lazily, most common choice first: each reading of a 1080p key frame
     # costs 0.2 ms, and all seven delayed a decode's first picture by 1.6-2.7 ms.
@@ -220,7 +221,7 @@ def infer_sequence(seq: SequenceHeader, data: bytes, frame_ctrl: bytes,
             continue
         # Tile offsets pin the header's length down to the byte, when the client
         # counts them as we do (from the start of the OUTPUT buffer).
-        if tile_entries is None or bytes(tile_entries) == tiles:
+        if wanted_tiles is None or wanted_tiles == tiles:
             return candidate
         if first_fit is None:
             first_fit = candidate
