@@ -214,9 +214,7 @@ class DecoderSession:
         return self._ctx
 
     def _feed(self, data: bytes, cookie: int) -> list[av.VideoFrame]:
-        packet = av.Packet(data)
-        packet.pts = packet.dts = cookie
-        return self._context().decode(packet)
+        return self._context().decode(packet_of(data, cookie))
 
     def _deliver(self, frames, map_capture: MapCapture) -> list[proto.FrameResponse]:
         responses = []
@@ -336,6 +334,17 @@ def vp9_show_existing_frame(profile: int, slot: int) -> bytes:
 
 def _align16(n: int) -> int:
     return (n + 15) & ~15
+
+
+def packet_of(data: bytes, pts: int) -> av.Packet:
+    """A packet with its own copy of ``data``, in memory libavcodec allocated with
+    the zeroed padding its decoders may read past the end (AV_INPUT_BUFFER_PADDING_SIZE).
+    ``av.Packet(data)`` lends the bytes object instead: no padding, and a free
+    callback that takes the GIL inside the decode call."""
+    packet = av.Packet(len(data))
+    packet.update(data)
+    packet.pts = packet.dts = pts
+    return packet
 
 
 def check_size(what: str, width: int, height: int, req: proto.DecodeRequest) -> None:

@@ -38,7 +38,7 @@ from . import dispatch, proto
 from .codecs import av1_controls
 from .codecs.av1_syntax import KEY_FRAME, NUM_REF_FRAMES
 from .errors import UnsupportedError
-from .session import NOOP_PTS, DecoderSession, check_size, first_slot
+from .session import NOOP_PTS, DecoderSession, check_size, first_slot, packet_of
 from .v4l2 import uapi
 
 log = logging.getLogger(__name__)
@@ -187,8 +187,6 @@ def _decode_alone(data: bytes, cookie: int, thread_count: int) -> list[av.VideoF
     """Decode a self-contained packet (sequence header, key frame, show-existing)
     in a decoder of its own, leaving the stream's decoder untouched."""
     ctx = _new_dav1d(thread_count)
-    packet = av.Packet(bytes(data))
-    packet.pts = packet.dts = cookie
-    frames = list(ctx.decode(packet)) + list(ctx.decode(None))
+    frames = list(ctx.decode(packet_of(data, cookie))) + list(ctx.decode(None))
     log.debug("hidden key frame %d: %d picture(s) from a scratch decoder", cookie, len(frames))
     return frames

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from daedalus_v4l2 import container, proto
+from daedalus_v4l2 import container, proto, session
 from daedalus_v4l2.backends.sim import SimKernel
 from daedalus_v4l2.codecs.bitreader import BitReader
 from daedalus_v4l2.daemon import Daemon
@@ -212,3 +212,37 @@ def test_close_closes_every_open_session(stack):
     assert set(daemon.sessions) == {4, 5}
     daemon.close()
     assert daemon.sessions == {} and daemon.stats.streams_closed == 2
+
+
+# FFmpeg's AV_INPUT_BUFFER_PADDING_SIZE: zeroed bytes a decoder may read past a packet's end
+PADDING = 64
+
+
+def _padding_of(packet) -> bytes:
+    import ctypes
+    return ctypes.string_at(packet.buffer_ptr + packet.size, PADDING)
+
+
+def test_a_packet_holds_its_own_copy_with_zeroed_padding():
+    data = bytearray(b"\xff" * 1000)
+    packet = session.packet_of(data, 7)
+    data[0] = 0   # the caller's buffer changes: the packet does not (it is not lent)
+    assert bytes(packet) == b"\xff" * 1000
+    assert (packet.pts, packet.dts) == (7, 7)
+    assert _padding_of(packet) == bytes(PADDING)
+
+
+def test_every_packet_the_daemon_feeds_is_its_own_and_padded(stack, clip, monkeypatch):
+    fed = []
+
+    def recording(data, pts):
+        packet = packet_of(data, pts)
+        fed.append((packet.size, _padding_of(packet)))
+        return packet
+
+    packet_of = session.packet_of
+    monkeypatch.setattr(session, "packet_of", recording)
+    kernel, _ = stack
+    pictures = run(kernel, clip, Vp9Client())
+    assert len(fed) >= len(pictures) == 12
+    assert all(size and padding == bytes(PADDING) for size, padding in fed)
