@@ -232,15 +232,14 @@ def test_a_packet_holds_its_own_copy_with_zeroed_padding():
     assert _padding_of(packet) == bytes(PADDING)
 
 
-def test_every_packet_the_daemon_feeds_is_its_own_and_padded(stack, clip, monkeypatch):
-    fed = []
+def test_every_packet_the_daemon_feeds_libavcodec_is_padded(stack, clip, monkeypatch):
+    real_packet_of, fed = session.packet_of, []
 
     def recording(data, pts):
-        packet = packet_of(data, pts)
+        packet = real_packet_of(data, pts)
         fed.append((packet.size, _padding_of(packet)))
         return packet
 
-    packet_of = session.packet_of
     monkeypatch.setattr(session, "packet_of", recording)
     kernel, _ = stack
     pictures = run(kernel, clip, Vp9Client())
