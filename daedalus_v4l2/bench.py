@@ -269,13 +269,18 @@ def context_switches() -> int:
     return usage.ru_nvcsw + usage.ru_nivcsw
 
 
+def bare_target(clip: Clip) -> str:
+    """What bare PyAV reformats a clip's pictures to: P010 for more than 8 bits."""
+    return "p010le" if clip.pix_fmt and ("p10" in clip.pix_fmt or "p9" in clip.pix_fmt) else "nv12"
+
+
 def bare_decode(clip: Clip, thread_type: str, loops: int = 1,
                 clock: "DecodeClock | None" = None) -> tuple[int, float, float]:
     """(pictures, seconds, CPU seconds) of decode + tight NV12/P010, PyAV only, on
     the clocks of a :class:`DecodeClock`."""
     import av
 
-    target = "p010le" if clip.pix_fmt and ("p10" in clip.pix_fmt or "p9" in clip.pix_fmt) else "nv12"
+    target = bare_target(clip)
     n = 0
     clock = clock or DecodeClock()
     for _ in range(loops):

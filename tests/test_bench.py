@@ -334,6 +334,17 @@ def test_the_sim_path_is_measured_written_in_place_and_behind_for_every_codec():
         assert len(ratios) == 2 and all(r > 0 for r in ratios), line
 
 
+def test_libavcodecs_calls_and_the_gaps_between_them_are_measured_for_every_codec():
+    """benchmarks/decode_gaps.py, tiny: both paths decode every picture (one missing or
+    an error would end it non-zero), each with its calls, the gaps between them and
+    its wall time a picture, the calls and gaps adding up to no more than the wall."""
+    for line in _tiny_benchmark_lines("decode_gaps.py", " wall "):
+        for way in ("bare", "sim"):
+            fields = line.split(f"{way}: ")[1].split()
+            call, between, wall = (float(fields[i]) for i in (1, 3, 5))
+            assert call > 0 and between >= 0 and call + between <= wall, line
+
+
 def test_the_stages_count_the_decode_not_the_device_open_and_close(monkeypatch, tmp_path):
     """sim_stages runs on the decode's clock, as the fps do: opening the device
     (its nodes, the daemon) and closing it (its mappings) count to no stage."""
