@@ -274,6 +274,17 @@ def bare_target(clip: Clip) -> str:
     return "p010le" if clip.pix_fmt and ("p10" in clip.pix_fmt or "p9" in clip.pix_fmt) else "nv12"
 
 
+def bare_stream(source, thread_type: str):
+    """The video stream of an opened clip, set up as bare PyAV decodes it: libavcodec's
+    threads of ``thread_type``, as many as it picks, and libdav1d's frame delay to match."""
+    stream = source.streams.video[0]
+    stream.thread_type = thread_type
+    stream.thread_count = 0
+    if stream.codec_context.name == "libdav1d":
+        stream.codec_context.options = {"max_frame_delay": DAV1D_FRAME_DELAY[thread_type]}
+    return stream
+
+
 def bare_decode(clip: Clip, thread_type: str, loops: int = 1,
                 clock: "DecodeClock | None" = None) -> tuple[int, float, float]:
     """(pictures, seconds, CPU seconds) of decode + tight NV12/P010, PyAV only, on
@@ -285,11 +296,7 @@ def bare_decode(clip: Clip, thread_type: str, loops: int = 1,
     clock = clock or DecodeClock()
     for _ in range(loops):
         with av.open(str(clip.path)) as source:
-            stream = source.streams.video[0]
-            stream.thread_type = thread_type
-            stream.thread_count = 0
-            if stream.codec_context.name == "libdav1d":
-                stream.codec_context.options = {"max_frame_delay": DAV1D_FRAME_DELAY[thread_type]}
+            stream = bare_stream(source, thread_type)
             picture = None
             with batch_scheduling(), clock.running():   # as the sim path's client (below)
                 for frame in source.decode(stream):
