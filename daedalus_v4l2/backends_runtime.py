@@ -45,8 +45,7 @@ def open_decoder(backend: str, device: str | None = None, media: str | None = No
     # as the module by default: no digests asked for (nothing reads them; they cost
     # the daemon more than the copy into CAPTURE)
     kernel = module.SimKernel(**{"digest": False, **sim_options})
-    # a daemon in its own thread writes pictures behind (writer.py); our client waits for
-    # each CAPTURE buffer itself, so a request that completes first is no matter to it
+    # a daemon in its own thread writes pictures behind (writer.py), as the hw daemon does
     options = {"write_behind": daemon_thread, **(daemon_options or {})}
     if options["write_behind"] and not daemon_thread:
         # stepped inline, the daemon runs under the kernel's lock, which its writer needs

@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "the next request) or frame (several pictures at once while "
                              "clients keep requests queued: faster for clients that queue "
                              "several requests ahead)")
+    daemon.add_argument("--write-behind", action=argparse.BooleanOptionalAction, default=True,
+                        help="copy each picture into its CAPTURE buffer in a thread of its "
+                             "own while libavcodec decodes the next request, the module "
+                             "sending that request meanwhile (default: on)")
 
     tui = sub.add_parser("tui", help="watch a running hw daemon: debugfs and the daemon's socket")
     tui.add_argument("--debugfs", default="/sys/kernel/debug/daedalus_v4l2", metavar="DIR",
@@ -267,9 +271,12 @@ def cmd_daemon(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     _warm_up()
     with hw.HwTransport(args.chardev) as transport:
-        logging.getLogger(PROG).info("daemon attached to %s (pid %d)", args.chardev, os.getpid())
+        logging.getLogger(PROG).info("daemon attached to %s (pid %d; pictures written %s)",
+                                     args.chardev, os.getpid(),
+                                     "behind" if args.write_behind else "in place")
         with _state_server(args) as recorder:
-            daemon = Daemon(transport, observer=recorder, **_daemon_threads(args.threads))
+            daemon = Daemon(transport, observer=recorder, write_behind=args.write_behind,
+                            **_daemon_threads(args.threads))
             stopping = _notify_systemd(daemon, transport, stop)
             try:
                 daemon.run(stop)

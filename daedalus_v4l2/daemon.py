@@ -35,8 +35,9 @@ class Daemon:
     """``write_behind``: pictures are written into CAPTURE memory by a thread of
     their own while libavcodec decodes the next request, and every message to
     the kernel goes out through that thread, in order (writer.py); for a daemon
-    that runs in a thread of its own, not for one stepped inline, and for clients
-    that wait for the CAPTURE buffer rather than the request (docs/driver-model.md)."""
+    that runs in a thread of its own, not for one stepped inline.  The kernel
+    completes each request with its picture, so any client works with it
+    (docs/driver-model.md, Jobs)."""
 
     def __init__(self, transport: Transport, observer=None, *, write_behind: bool = False,
                  **session_options) -> None:

@@ -10,6 +10,7 @@ format, which controls per frame, which frames are shown and in what order.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 from collections import deque
@@ -142,7 +143,10 @@ class StatelessPipeline:
 
     ``depth`` is how many requests may be in flight before the client waits
     for a CAPTURE buffer; depth 1 is the strict "wait for each picture" client
-    that the decode-order contract says must never stall.
+    that the decode-order contract says must never stall.  ``output_buffers``
+    (and as many requests, one for each): by default ``depth`` + 2, since a
+    request completes with its picture: the requests in flight hold ``depth``
+    of them while the next ones are filled.
 
     ``borrow`` hands each picture out without copying it, as a V4L2 client
     that reads or exports the CAPTURE buffer itself does: ``Picture.data`` is
@@ -156,12 +160,12 @@ class StatelessPipeline:
     """
 
     def __init__(self, decoder: StatelessDecoder, codec: CodecClient, width: int, height: int,
-                 *, depth: int = 2, output_buffers: int = 4, timeout: float = 10.0,
+                 *, depth: int = 2, output_buffers: int | None = None, timeout: float = 10.0,
                  output_sizeimage: int = 0, capture_format: int = uapi.V4L2_PIX_FMT_NV12,
                  borrow: bool = False) -> None:
         self.decoder, self.codec, self.depth, self.timeout = decoder, codec, depth, timeout
         self.width, self.height, self.borrow = width, height, borrow
-        self._setup(width, height, output_buffers, output_sizeimage, capture_format)
+        self._setup(width, height, output_buffers or depth + 2, output_sizeimage, capture_format)
         self._scratch: bytearray | None = None  # borrow with padded rows: the reused picture
         self._timestamp = 0
         self._frame_number = 0
@@ -219,8 +223,9 @@ class StatelessPipeline:
         for timestamp in self.codec.end_of_stream():
             self._display.append((timestamp, False))
         if self._in_flight:
-            # End of stream: once the daemon has every request, a pipelined
-            # daemon hands over the pictures it still holds.
+            # End of stream: every request complete, pictures and all (the last
+            # DECODE goes without DECODE_MORE_QUEUED, so a pipelined daemon hands
+            # over what it holds); then the flush.
             self._wait_for_outputs()
             self.decoder.flush()
         while self._in_flight:
@@ -255,11 +260,22 @@ class StatelessPipeline:
             self._reclaim_output()
 
     def _reclaim_output(self) -> None:
-        # a request's OUTPUT buffer comes back when it parks, long before its picture
+        # a request's OUTPUT buffer comes back once the daemon has its bitstream
         done = self.decoder.dequeue(OUTPUT, self.timeout, look_first=True)
         if done is None:
             raise DeviceError(0, f"no OUTPUT buffer came back within {self.timeout} s")
-        self._requests[done.index].reinit()
+        request = self._requests[done.index]
+        try:
+            request.reinit()
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise DeviceError(exc.errno, f"MEDIA_REQUEST_IOC_REINIT: {exc.strerror}") from exc
+            # the request completes with its picture: for a parked job, after its
+            # OUTPUT buffer (docs/driver-model.md, Jobs)
+            if not request.wait(self.timeout):
+                raise DeviceError(0, f"the request of OUTPUT buffer {done.index} did not "
+                                     f"complete within {self.timeout} s") from None
+            request.reinit()
         self._free_output.append(done.index)
 
     def _collect_one(self) -> None:

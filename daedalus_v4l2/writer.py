@@ -1,15 +1,17 @@
 """The daemon's write-behind stage: a thread that sends everything the daemon says, in order.
 
-With ``Daemon(write_behind=True)`` (the sim's daemon in its own thread; not the
-hw daemon yet: docs/driver-model.md, Jobs, says why) the daemon's own thread only reads
+With ``Daemon(write_behind=True)`` (``daemon --backend hw`` by default, and the sim's
+daemon in its own thread) the daemon's own thread only reads
 requests and feeds libavcodec; what it answers goes to this writer, which
 sends it in the order it was given:
 
 * ``SRC_CONSUMED`` as soon as a request's bitstream is the session's (it came
   in the DECODE), *before* libavcodec decodes it.  Sent while libavcodec
   decodes, it finishes the m2m job and the kernel sends the next DECODE
-  meanwhile: the request is *parked* (contract 2 in DESIGN.md), as a
-  pipelined decoder's is.
+  meanwhile: the job is *parked* (contract 2 in DESIGN.md), as a pipelined
+  decoder's is.  Its request still completes only with the picture (the kernel
+  binds an object of its own to it), so any client can take a completed request
+  for a decoded picture.
 * The picture: copied into its CAPTURE buffer here (``pixels.pack_frame``),
   then ``HAS_PIXELS``, while libavcodec decodes the next request.
 * Everything else (errors, ``FLUSH_DONE``, ``PONG``), after what came before.

@@ -6,8 +6,9 @@
  * going away complete the entries.
  *
  * Rules (docs/driver-model.md): the m2m job ends when the src is returned;
- * dst buffers complete strictly in cookie order per context; every buffer
- * comes back exactly once; nothing waits for the daemon.
+ * dst buffers complete strictly in cookie order per context, each request
+ * with its dst; every buffer comes back exactly once; nothing waits for the
+ * daemon.
  *
  * Locking: dev->lock (a spinlock, so completion may run anywhere) protects
  * the in-flight list, the message queue, the counters and the per-context
@@ -85,6 +86,37 @@ static void dv_src_done(struct dv_ctx *ctx, struct vb2_v4l2_buffer *src,
 		v4l2_m2m_job_finish(ctx->dev->m2m_dev, ctx->fh.m2m_ctx);
 }
 
+static void dv_picture_release(struct media_request_object *obj)
+{
+	kfree(obj);
+}
+
+static const struct media_request_object_ops dv_picture_ops = {
+	.release = dv_picture_release,
+};
+
+/*
+ * A request completes when all its objects do: its src (returned when the
+ * daemon has consumed it, for a parked job long before its picture), its
+ * controls (device_run), and this object of ours, completed with the dst.
+ * GStreamer's v4l2codecs take a completed request for a decoded picture and
+ * DQBUF its CAPTURE buffer at once. A src that holds its dst is a slice: its
+ * request completes with it. Without the object (no memory) the request
+ * completes with its src. Called under dev->lock; binding takes only the
+ * request's spinlock.
+ */
+static void dv_bind_picture(struct dv_entry *e, struct media_request *req,
+			    struct media_request_object **obj)
+{
+	if (!req || e->hold || !*obj)
+		return;
+	media_request_object_init(*obj);
+	if (media_request_object_bind(req, &dv_picture_ops, NULL, false, *obj))
+		return;
+	e->picture = *obj;
+	*obj = NULL;	/* the request's now: released when it is cleaned */
+}
+
 static void dv_dst_done(struct dv_dev *dev, struct dv_entry *e)
 {
 	struct vb2_v4l2_buffer *dst = e->dst;
@@ -98,6 +130,11 @@ static void dv_dst_done(struct dv_dev *dev, struct dv_entry *e)
 	else
 		dev->cnt.done++;
 	v4l2_m2m_buf_done(dst, e->error ? VB2_BUF_STATE_ERROR : VB2_BUF_STATE_DONE);
+	/* dst first: the completed request tells the client its picture is there */
+	if (e->picture) {
+		media_request_object_complete(e->picture);
+		e->picture = NULL;
+	}
 }
 
 /*
@@ -587,7 +624,8 @@ static void dv_run_cleanup(struct dv_run *run)
 
 /* Claim under the lock; false when there is nothing to run after all. */
 static bool dv_run_start(struct dv_dev *dev, struct dv_ctx *ctx,
-			 struct dv_entry *e, struct dv_run *run)
+			 struct dv_entry *e, struct dv_run *run,
+			 struct media_request_object **picture)
 {
 	unsigned long flags;
 	bool claimed;
@@ -602,6 +640,7 @@ static bool dv_run_start(struct dv_dev *dev, struct dv_ctx *ctx,
 		/* completing the src drops the request; keep it for its controls */
 		if (run->req)
 			media_request_get(run->req);
+		dv_bind_picture(e, run->req, picture);
 		run->need_open = ctx->session_gen != dev->daemon_gen;
 	}
 	spin_unlock_irqrestore(&dev->lock, flags);
@@ -612,12 +651,17 @@ void dv_device_run(void *priv)
 {
 	struct dv_ctx *ctx = priv;
 	struct dv_dev *dev = ctx->dev;
+	struct media_request_object *picture;
 	struct dv_run run = {};
 	unsigned long flags;
 	struct dv_entry *e;
+	bool claimed;
 
 	e = kzalloc(sizeof(*e), GFP_KERNEL);
-	if (!e || !dv_run_start(dev, ctx, e, &run)) {
+	picture = kzalloc(sizeof(*picture), GFP_KERNEL);
+	claimed = e && dv_run_start(dev, ctx, e, &run, &picture);
+	kfree(picture);		/* NULL if the request took it */
+	if (!claimed) {
 		/* nothing claimed: m2m runs the job again when it is ready */
 		if (!e)
 			dev_warn_ratelimited(dev->v4l2_dev.dev,

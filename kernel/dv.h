@@ -157,6 +157,8 @@ struct dv_entry {
 	u32			out_idx;
 	u32			cap_idx;
 	unsigned long		sent_at;	/* jiffies */
+	/* ours in the src's request, completed with the dst: dv_bind_picture() */
+	struct media_request_object *picture;
 };
 
 /* A message to the daemon: header and payload as they go to read(). */

@@ -34,3 +34,9 @@ def test_good_values_come_out_typed():
     args = cli.build_parser().parse_args(["demo", "--fps", "0", "--size", "64X48", "--frames", "3"])
     assert (args.fps, args.size, args.frames) == (0.0, (64, 48), 3)
     assert cli.build_parser().parse_args(["daemon", "--wait", "2.5"]).wait == 2.5
+
+
+def test_daemon_writes_behind_unless_told_not_to():
+    parse = cli.build_parser().parse_args
+    assert parse(["daemon"]).write_behind is True
+    assert parse(["daemon", "--no-write-behind"]).write_behind is False

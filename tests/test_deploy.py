@@ -223,7 +223,8 @@ def test_daemon_command_under_systemd(notify_socket, tmp_path):
             proc.kill()
     assert sock.recv(4096) == b"STOPPING=1"
     lines = err.read_text().splitlines()
-    assert f"<6>daedalus-v4l2: daemon attached to {fifo} (pid {proc.pid})" in lines, lines
+    assert (f"<6>daedalus-v4l2: daemon attached to {fifo} (pid {proc.pid}; pictures written "
+            f"behind)") in lines, lines
 
 
 # --------------------------------------------------------------------------- devices, doctor

@@ -195,25 +195,30 @@ def test_one_frame_round_trip_and_timestamps_copied():
     finish(kernel, client)
 
 
-def test_parked_buffers_complete_in_decode_order():
+def test_parked_buffers_complete_in_decode_order_and_their_requests_with_them():
     # Cookie 1 is consumed without pixels (parked); cookie 2 gets its pixels first.
     kernel, d, client = make(policy=lambda m: "consume" if m.cookie == 1 else "pixels")
     for i in range(3):
         client.queue_capture(i)
-    client.queue_output(0, b"a", 1 * SEC)
-    client.queue_output(1, b"b", 2 * SEC)
-    assert client.dqbuf(OUT).index == 0     # a parked job still returns its OUTPUT buffer
-    assert client.dqbuf(OUT).index == 1
+    requests = [client.queue_output(0, b"a", 1 * SEC), client.queue_output(1, b"b", 2 * SEC)]
     kernel.run_until(lambda: not d.transport.pending())
     states = {e.cookie: e.state for e in kernel.inflight}
     assert states == {1: EntryState.PARKED, 2: EntryState.READY}
     assert kernel.stats.parked_now == 1
-    # Cookie 2 is ready but must wait for cookie 1: nothing to DQBUF yet.
+    # A parked job still returns its OUTPUT buffer (contract 2) ...
+    assert client.sys.poll([(client.fd, select.POLLOUT)], 0) == [(client.fd, select.POLLOUT)]
+    # ... but cookie 2 is ready and must wait for cookie 1: nothing to DQBUF yet, and
+    # neither request is complete: a request completes with its picture (GStreamer's
+    # v4l2codecs take a completed request for a decoded picture and DQBUF it at once).
     assert client.sys.poll([(client.fd, select.POLLIN)], 0) == []
+    assert client.sys.poll([(req, select.POLLPRI) for req in requests], 0) == []
     # The parked dst is on no ready queue.
     parked = kernel.inflight[0].dst
     assert parked.state is BufState.PARKED and parked.list is None
     d.send_pixels(1)
+    assert client.sys.poll([(req, select.POLLPRI) for req in requests], 0) == \
+        [(req, select.POLLPRI) for req in requests]
+    assert [client.dqbuf(OUT).index for _ in requests] == [0, 1]
     first, second = client.dqbuf(CAP), client.dqbuf(CAP)
     assert (cookie_in(client, first.index), cookie_in(client, second.index)) == (1, 2)
     assert (first.timestamp_ns, second.timestamp_ns) == (1 * SEC, 2 * SEC)

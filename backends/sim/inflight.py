@@ -5,6 +5,7 @@ import enum
 from dataclasses import dataclass
 
 from .context import SimContext
+from .request import MediaRequest
 from .vb2 import Vb2Buffer
 
 
@@ -30,6 +31,7 @@ class InflightEntry:
     first_slice: bool = True
     error: bool = False            # sticky: over the slices of a held picture too
     bytesused: int = 0             # the buffer's size until a FRAME says otherwise
+    request: MediaRequest | None = None  # src's request, until the picture completes it
 
     @property
     def ctx_id(self) -> int:

@@ -311,6 +311,12 @@ class SimKernel:
         entry = InflightEntry(next(self._cookies), ctx, src, dst, EntryState.SENT, self.clock,
                               ctx.frame, hold=hold, first_slice=first, error=error,
                               bytesused=dst.length)
+        if not hold and src.request is not None:
+            # dv_bind_picture: the request completes with the picture, not with its src
+            # (returned at SRC_CONSUMED, contract 2), so that a client that takes a
+            # completed request for a decoded picture (GStreamer's v4l2codecs) finds it
+            entry.request = src.request
+            entry.request.bind_picture()
         self.inflight.append(entry)
         self.running = entry
         self.stats.jobs += 1
@@ -394,7 +400,7 @@ class SimKernel:
         buf.sequence, q.sequence = q.sequence, q.sequence + 1
         q.done.add_tail(buf)
         if q.is_output and buf.request is not None:
-            buf.request.complete()
+            buf.request.complete_buffer()
         if self.threaded:
             self.changed.notify_all()
         self.emit("buf_done", None, q.ctx, lambda: f"{buf.name} {'ERROR' if error else 'DONE'}")
@@ -426,6 +432,9 @@ class SimKernel:
             raise InvariantError(f"cookie {entry.cookie} completing with its src still claimed")
         self.inflight.remove(entry)
         self.complete_dst(entry)
+        request, entry.request = entry.request, None
+        if request is not None:     # dst first: the request says the picture is there
+            request.complete_picture()
         entry.state = EntryState.ERROR if entry.error else EntryState.DONE
         if entry.error:
             self.stats.errors += 1

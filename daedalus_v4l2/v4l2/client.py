@@ -93,7 +93,8 @@ class Request:
         self.sys.ioctl(self.fd, uapi.MEDIA_REQUEST_IOC_REINIT)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """True once the request completed (its OUTPUT buffer came back)."""
+        """True once the request completed (its OUTPUT buffer came back, and with
+        our module its picture is done)."""
         return bool(self.sys.poll([(self.fd, select.POLLPRI)], timeout))
 
     def close(self) -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daedalus_v4l2.v4l2 import uapi
-from daedalus_v4l2.v4l2.client import CAPTURE, OUTPUT, QUEUE_NAMES, Dequeued, StatelessDecoder
+from daedalus_v4l2.v4l2.client import (CAPTURE, OUTPUT, QUEUE_NAMES, Dequeued, Request,
+                                       StatelessDecoder)
 from daedalus_v4l2.v4l2.syscalls import OsSyscalls
 from daedalus_v4l2.synth import VP9_GOOD, VP9_REALTIME
 
@@ -107,6 +108,27 @@ class Ledger:
                 f"{self.returned_by_streamoff[t]} returned by STREAMOFF")
 
 
+class CheckedRequest(Request):
+    """A request that, once complete, checks its picture is done (unless its CAPTURE
+    buffer was held: a slice's request completes with the slice)."""
+
+    def __init__(self, decoder: "LedgerDecoder", sys, fd: int) -> None:
+        super().__init__(sys, fd)
+        self.decoder = decoder
+        self.queued: tuple[int, bool] | None = None     # (timestamp, hold) when queued
+
+    def wait(self, timeout: float | None = None) -> bool:
+        complete = super().wait(timeout)
+        if complete and self.queued is not None and not self.queued[1]:
+            self.decoder.check_picture_done(self.queued[0])
+        return complete
+
+    def reinit(self) -> None:
+        self.wait(0)     # a request the client reuses completed: check it
+        super().reinit()
+        self.queued = None
+
+
 class LedgerDecoder(StatelessDecoder):
     """A ``StatelessDecoder`` that keeps a ``Ledger`` of its buffers."""
 
@@ -117,6 +139,7 @@ class LedgerDecoder(StatelessDecoder):
     def queue_output(self, index, data, timestamp, request, hold_capture=False) -> None:
         super().queue_output(index, data, timestamp, request, hold_capture)
         self.ledger.qbuf(OUTPUT, index, timestamp, hold_capture)
+        request.queued = (timestamp, hold_capture)
 
     def queue_capture(self, index: int) -> None:
         super().queue_capture(index)
@@ -128,41 +151,70 @@ class LedgerDecoder(StatelessDecoder):
             self.ledger.dqbuf(done)
         return done
 
+    def alloc_request(self) -> "CheckedRequest":
+        request = super().alloc_request()
+        return CheckedRequest(self, request.sys, request.fd)
+
+    def check_picture_done(self, timestamp: int) -> None:
+        """A completed request's picture is done: GStreamer's v4l2codecs take a
+        completed request for a decoded picture and DQBUF it at once."""
+        if any(e.timestamp == timestamp for e in self.ledger.of("dqbuf", CAPTURE)):
+            return
+        for index in self.ledger.with_driver[CAPTURE]:
+            flags, done_at = self.querybuf(CAPTURE, index)
+            if done_at == timestamp and flags & uapi.V4L2_BUF_FLAG_DONE:
+                return
+        raise LedgerError(f"the request of timestamp {timestamp} completed before its "
+                          f"CAPTURE buffer was done")
+
     def streamoff(self, buf_type: int) -> None:
         super().streamoff(buf_type)
         self.ledger.streamoff(buf_type, {m.index: self.querybuf_flags(buf_type, m.index)
                                          for m in self.buffers[buf_type]})
 
     def querybuf_flags(self, buf_type: int, index: int) -> int:
+        return self.querybuf(buf_type, index)[0]
+
+    def querybuf(self, buf_type: int, index: int) -> tuple[int, int]:
+        """(flags, timestamp in ns) of a buffer, from VIDIOC_QUERYBUF."""
         buf, _ = self._new_buffer(buf_type, index)
         self._ioctl(uapi.VIDIOC_QUERYBUF, buf, f"VIDIOC_QUERYBUF {QUEUE_NAMES[buf_type]} {index}")
-        return buf.flags
+        return buf.flags, buf.timestamp.tv_sec * 1_000_000_000 + buf.timestamp.tv_usec * 1000
 
 
 # --------------------------------------------------------------------------- backends
 
 class SimBackend:
-    name = "sim"
+    """The simulated kernel with the daemon stepped inline (deterministic), or with
+    ``write_behind`` in a thread of its own, writing pictures behind as
+    ``decode --backend sim`` runs it: its jobs park until their pictures are written."""
     streamoff_bound = 1.0  # s; the sim never waits on anything
 
-    def __init__(self) -> None:
+    def __init__(self, write_behind: bool = False) -> None:
+        self.name = "sim-behind" if write_behind else "sim"
+        self.write_behind = write_behind
         self.kernel = None
 
     @contextlib.contextmanager
     def open(self) -> Iterator[LedgerDecoder]:
-        from daedalus_v4l2.backends.sim import SimKernel
+        from daedalus_v4l2.backends.sim import DaemonThread, SimKernel
         from daedalus_v4l2.daemon import Daemon
         kernel = self.kernel = SimKernel(seed=1)
-        daemon = Daemon(kernel.open_chardev())
-        kernel.attach_daemon(daemon.step)
+        daemon = Daemon(kernel.open_chardev(), write_behind=self.write_behind)
+        thread = DaemonThread(kernel, daemon).start() if self.write_behind else None
+        if thread is None:
+            kernel.attach_daemon(daemon.step)
         decoder = LedgerDecoder(kernel.syscalls(), kernel.video_path, kernel.media_path)
         try:
             yield decoder
         finally:
+            if thread is not None:
+                thread.stop()
             decoder.close()
-            while kernel.step():  # let the daemon read STREAM_CLOSE
+            while thread is None and kernel.step():  # let the daemon read STREAM_CLOSE
                 pass
             daemon.transport.close()
+            daemon.close()
 
     def counters(self) -> dict[str, int]:
         s = self.kernel.stats

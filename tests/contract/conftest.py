@@ -23,10 +23,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     write_guest_result(report)
 
 
-@pytest.fixture(params=["sim", pytest.param("hw", marks=pytest.mark.vm)])
+@pytest.fixture(params=["sim", "sim-behind", pytest.param("hw", marks=pytest.mark.vm)])
 def backend(request):
-    if request.param == "sim":
-        return SimBackend()
+    if request.param.startswith("sim"):
+        return SimBackend(write_behind=request.param == "sim-behind")
     if not IN_GUEST:
         pytest.skip("the hw backend runs in the VM guest: pytest -m vm tests/vm tests/contract")
     if os.environ.get("DAEDALUS_MODULE_LOADED") == "0":

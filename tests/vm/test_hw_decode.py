@@ -99,6 +99,7 @@ def test_frame_threaded_daemon_parks_for_a_deep_client_and_never_stalls_a_strict
     flags DECODE_MORE_QUEUED, the daemon parks pictures (debugfs `parked` grows) and
     sends them with later requests.  A client 1 deep: no flag, the daemon pushes each
     picture out with its own request, nothing parks.  Every picture bit-exact.
+    (Without write-behind, which parks every picture while it is written.)
 
     Under TCG the daemon decodes a small picture faster than the Python client queues
     the next request, so nothing would be queued behind a job; the daemon is stopped
@@ -112,7 +113,7 @@ def test_frame_threaded_daemon_parks_for_a_deep_client_and_never_stalls_a_strict
         with open(log, "a") as sink:
             daemon = subprocess.Popen(
                 [sys.executable, "-m", "daedalus_v4l2", "daemon", "--backend", "hw",
-                 "--threads", "frame", "--no-state-socket"],
+                 "--threads", "frame", "--no-write-behind", "--no-state-socket"],
                 cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
         try:
             assert rig.wait_for(lambda: daemon.pid in rig.daemon_pids(), 240), "daemon not attached"
